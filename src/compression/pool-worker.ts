@@ -1,0 +1,52 @@
+// Runs inside a worker thread of ChunkWorkerPool: hashing and zstd off the event loop.
+import { createHash } from 'node:crypto';
+import { parentPort } from 'node:worker_threads';
+import { zstdCompressSync, zstdDecompressSync } from './zstd.ts';
+import { READY, type WorkerReply, type WorkerRequest } from './pool-protocol.ts';
+
+const port = parentPort;
+if (!port) throw new Error('pool-worker must run in a worker thread');
+
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/** A Buffer that owns its whole ArrayBuffer, so transferring it moves exactly its bytes. */
+function owned(buf: Buffer): Buffer {
+  if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) return buf;
+  const copy = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(copy);
+  return copy;
+}
+
+function handle(req: WorkerRequest): { reply: WorkerReply; transfer: ArrayBuffer[] } {
+  if (req.op === 'compress') {
+    const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
+    const compressed = owned(zstdCompressSync(data, req.level));
+    const reply: WorkerReply = {
+      ok: true,
+      hash: sha256(data),
+      size: data.length,
+      compressed,
+      storedHash: sha256(compressed),
+    };
+    return { reply, transfer: [compressed.buffer as ArrayBuffer] };
+  }
+  let data: Buffer;
+  try {
+    data = owned(zstdDecompressSync(req.frame, req.maxSize));
+  } catch (err) {
+    throw new Error(`chunk ${req.expectedHash}: not a valid zstd frame (${(err as Error).message})`);
+  }
+  if (sha256(data) !== req.expectedHash) throw new Error(`chunk ${req.expectedHash}: content hash mismatch`);
+  return { reply: { ok: true, data }, transfer: [data.buffer as ArrayBuffer] };
+}
+
+port.on('message', (req: WorkerRequest) => {
+  try {
+    const { reply, transfer } = handle(req);
+    port.postMessage(reply, transfer);
+  } catch (err) {
+    port.postMessage({ ok: false, message: (err as Error).message } satisfies WorkerReply);
+  }
+});
+
+port.postMessage(READY);

@@ -1,0 +1,79 @@
+import type { Transform } from 'node:stream';
+import { Compressor, DecompressStream } from 'zstd-napi';
+import binding from 'zstd-napi/binding.js';
+
+// One context per thread: creating a ZSTD_CCtx/DCtx per call costs more than small chunks do.
+const compressor = new Compressor();
+let compressorLevel: number | undefined;
+const dctx = new binding.DCtx();
+
+// Output grows in steps of this size when frames do not declare their content size.
+const STREAM_STEP = 1024 * 1024;
+
+/** One frame whose header records the content size, so readers can size the output exactly. */
+export function zstdCompressSync(data: Uint8Array, level: number): Buffer {
+  if (level !== compressorLevel) {
+    compressor.setParameters({ compressionLevel: level, contentSizeFlag: true });
+    compressorLevel = level;
+  }
+  return compressor.compress(data);
+}
+
+/**
+ * Decompresses one or more complete, concatenated frames. Throws on anything else
+ * (corrupt, truncated or trailing bytes) and when the output would exceed maxSize,
+ * without ever allocating more than maxSize (zip-bomb guard).
+ */
+export function zstdDecompressSync(frames: Uint8Array, maxSize: number): Buffer {
+  const declared = declaredContentSize(frames);
+  if (declared !== null) {
+    if (declared > maxSize) throw new Error(`zstd: content size ${declared} exceeds the limit of ${maxSize} bytes`);
+    const out = Buffer.allocUnsafe(declared);
+    // Fails if the frames do not decode to exactly `declared` bytes.
+    const written = dctx.decompress(out, frames);
+    if (written !== declared) throw new Error(`zstd: decoded ${written} bytes, header declared ${declared}`);
+    return out;
+  }
+  return decompressUnknownSize(frames, maxSize);
+}
+
+/** Sum of the frames' declared sizes, or null if any frame omits it. Throws on a malformed frame. */
+function declaredContentSize(frames: Uint8Array): number | null {
+  if (frames.length === 0) throw new Error('zstd: empty input is not a frame');
+  let total = 0;
+  let rest = frames;
+  while (rest.length > 0) {
+    const size = binding.getFrameContentSize(rest);
+    if (size === null) return null;
+    total += size;
+    rest = rest.subarray(binding.findFrameCompressedSize(rest));
+  }
+  return total;
+}
+
+/** Frames from streaming compressors carry no size: decode in steps, capped at maxSize. */
+function decompressUnknownSize(frames: Uint8Array, maxSize: number): Buffer {
+  dctx.reset(binding.ResetDirective.sessionOnly);
+  const parts: Buffer[] = [];
+  let total = 0;
+  let rest = frames;
+  let ret = 1;
+  while (rest.length > 0 || ret !== 0) {
+    // One byte of headroom tells "exactly maxSize" apart from "more than maxSize".
+    const room = Math.min(STREAM_STEP, maxSize - total + 1);
+    const out = Buffer.allocUnsafe(room);
+    const [hint, produced, consumed] = dctx.decompressStream(out, rest);
+    ret = hint;
+    total += produced;
+    if (total > maxSize) throw new Error(`zstd: decompressed data exceeds the limit of ${maxSize} bytes`);
+    if (produced === 0 && consumed === 0) throw new Error('zstd: truncated frame');
+    parts.push(out.subarray(0, produced));
+    rest = rest.subarray(consumed);
+  }
+  return Buffer.concat(parts, total);
+}
+
+/** Streaming decoder; accepts concatenated frames and errors on a frame cut short. */
+export function createZstdDecompressStream(): Transform {
+  return new DecompressStream();
+}

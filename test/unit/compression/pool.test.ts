@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import { ChunkWorkerPool } from '../../../src/compression/pool.ts';
+import { zstdCompressSync, zstdDecompressSync } from '../../../src/compression/zstd.ts';
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** An owned chunk, like FastCdcChunker's: half random, half compressible. */
+function makeChunk(i: number): Buffer {
+  const chunk = Buffer.allocUnsafeSlow(16 * 1024 + i * 97);
+  randomBytes(chunk.length >> 1).copy(chunk);
+  chunk.fill(`chunk ${i} `, chunk.length >> 1);
+  return chunk;
+}
+
+test('200 chunks compressed in parallel have correct hashes and frames', async () => {
+  const pool = new ChunkWorkerPool({ threads: 2, level: 3 });
+  try {
+    const chunks = Array.from({ length: 200 }, (_, i) => makeChunk(i));
+    const expected = chunks.map((c) => ({ hash: sha256(c), copy: Buffer.from(c) }));
+    const results = await Promise.all(chunks.map((c) => pool.compress(c)));
+    results.forEach((r, i) => {
+      assert.equal(r.hash, expected[i].hash);
+      assert.equal(r.size, expected[i].copy.length);
+      assert.equal(r.storedHash, sha256(r.compressed));
+      assert.ok(r.compressed.length < r.size);
+      assert.ok(zstdDecompressSync(r.compressed, r.size).equals(expected[i].copy));
+    });
+    // Owned chunks were transferred, not copied.
+    assert.equal(chunks[0].byteLength, 0);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a chunk that is a view into a larger buffer is copied, not detached', async () => {
+  const pool = new ChunkWorkerPool({ threads: 1 });
+  try {
+    const big = randomBytes(100_000);
+    const view = big.subarray(10, 50_000);
+    const r = await pool.compress(view);
+    assert.equal(r.hash, sha256(view));
+    assert.equal(big.length, 100_000);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('verifyAndDecompress checks the frame and the content hash', async () => {
+  const pool = new ChunkWorkerPool({ threads: 2 });
+  try {
+    const data = makeChunk(3);
+    const hash = sha256(data);
+    const frame = zstdCompressSync(data, 3);
+    const { data: out } = await pool.verifyAndDecompress(frame, hash, data.length);
+    assert.ok(out.equals(data));
+    assert.equal(frame.length > 0, true, 'the caller keeps its frame');
+
+    await assert.rejects(pool.verifyAndDecompress(frame, 'ab'.repeat(32), data.length), {
+      message: `chunk ${'ab'.repeat(32)}: content hash mismatch`,
+    });
+    const tampered = Buffer.from(frame);
+    tampered[tampered.length >> 1] ^= 0x01;
+    await assert.rejects(
+      pool.verifyAndDecompress(tampered, hash, data.length),
+      new RegExp(`^Error: chunk ${hash}: (content hash mismatch|not a valid zstd frame)`),
+    );
+    await assert.rejects(pool.verifyAndDecompress(frame.subarray(0, 20), hash, data.length), /not a valid zstd frame/);
+    await assert.rejects(pool.verifyAndDecompress(frame, hash, data.length - 1), /not a valid zstd frame.*exceeds/);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a crashed worker fails its task and is replaced', async () => {
+  const firstWorker = once(process, 'worker') as Promise<[Worker]>;
+  const pool = new ChunkWorkerPool({ threads: 1 });
+  try {
+    const [worker] = await firstWorker;
+    await pool.compress(makeChunk(0)); // the worker is up, so its death is a crash, not a failed start
+    const pending = pool.compress(Buffer.alloc(8 * 1024 * 1024, 7));
+    const replacement = once(process, 'worker');
+    await worker.terminate();
+    await assert.rejects(pending, /chunk worker exited/);
+    await replacement;
+    const chunk = makeChunk(1);
+    const hash = sha256(chunk);
+    assert.equal((await pool.compress(chunk)).hash, hash);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('close() rejects queued work and later calls', async () => {
+  const pool = new ChunkWorkerPool({ threads: 1 });
+  const queued = Array.from({ length: 5 }, (_, i) => pool.compress(makeChunk(i)));
+  const settled = Promise.allSettled(queued);
+  await pool.close();
+  const outcomes = await settled;
+  assert.ok(outcomes.some((o) => o.status === 'rejected'));
+  await assert.rejects(pool.compress(makeChunk(0)), /closed/);
+  await pool.close(); // idempotent
+});
