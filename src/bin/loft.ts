@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+
+/** `loft`: the server (`serve`, offline `token`) and the client commands, loaded lazily. */
+const program = new Command('loft')
+  .description('Loft: a Nix binary cache server and client')
+  .version(process.env.npm_package_version ?? '0.1.0');
+
+program
+  .command('serve')
+  .description('run the server')
+  .option('-c, --config <file>', 'TOML config file (default: $LOFT_CONFIG, else built-in defaults)')
+  .option('-l, --listen <host:port>', 'listen address (overrides the config and LOFT_LISTEN)')
+  .addOption(
+    new Option('--mode <mode>', 'what to run').choices(['monolithic', 'api', 'worker', 'migrate', 'check-config']).default('monolithic'),
+  )
+  .action(async (opts) => {
+    const { serve } = await import('../server/main.ts');
+    await serve(opts);
+  });
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  console.error(`error: ${e.message}`);
+  if (process.argv.includes('--verbose')) console.error(e.stack);
+  process.exit(1);
+});

@@ -1,0 +1,68 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { ChunkWorkerPool } from '../compression/pool.ts';
+import type { BlobStore } from '../storage/types.ts';
+import type { ChunkRow, Database } from '../db/schema.ts';
+import { insertChunk } from '../db/repos/chunks.ts';
+
+/**
+ * The global chunk space: each chunk stored once, as one zstd frame, under a
+ * key that is never rewritten (a random suffix means a racing upload of the
+ * same chunk writes its own blob, loses the insert, and deletes it).
+ */
+export class ChunkStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly blobs: BlobStore,
+    readonly pool: ChunkWorkerPool,
+  ) {}
+
+  /** Compresses and stores a chunk whose hash the caller has computed. */
+  async storeRaw(data: Buffer): Promise<ChunkRow> {
+    const c = await this.pool.compress(data);
+    return this.storeFrame(c.hash, c.size, c.compressed, c.storedHash);
+  }
+
+  /** Stores a verified zstd frame of a chunk. */
+  async storeFrame(hash: string, size: number, frame: Buffer, storedHash?: string): Promise<ChunkRow> {
+    const key = `chunks/${hash.slice(0, 2)}/${hash.slice(2, 4)}/${hash}-${randomBytes(4).toString('hex')}.zst`;
+    await this.blobs.put(key, frame);
+    const { chunk, inserted } = await insertChunk(this.db, {
+      hash,
+      size,
+      stored_size: frame.length,
+      stored_hash: storedHash ?? createHash('sha256').update(frame).digest('hex'),
+      storage_key: key,
+      created_at: Date.now(),
+    });
+    if (!inserted) await this.blobs.delete([key]);
+    return chunk;
+  }
+
+  /**
+   * Yields the stored frames of `chunks` in order, fetching up to `readAhead`
+   * ahead, and fails on a missing or corrupt frame instead of yielding it.
+   */
+  async *frames(chunks: ChunkRow[], readAhead = 4): AsyncGenerator<Buffer> {
+    const pending: Promise<Buffer>[] = [];
+    let next = 0;
+    const fetch = (c: ChunkRow) =>
+      this.blobs.getBuffer(c.storage_key).then((buf) => {
+        if (buf.length !== c.stored_size || createHash('sha256').update(buf).digest('hex') !== c.stored_hash) {
+          throw new Error(`chunk ${c.hash} is corrupt in storage (${c.storage_key})`);
+        }
+        return buf;
+      });
+    try {
+      while (next < chunks.length && pending.length < readAhead) pending.push(fetch(chunks[next++]));
+      while (pending.length > 0) {
+        const buf = await pending.shift()!;
+        if (next < chunks.length) pending.push(fetch(chunks[next++]));
+        yield buf;
+      }
+    } finally {
+      // Abandoned prefetches must not surface as unhandled rejections.
+      for (const p of pending) p.catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Domain errors. Each carries a kind; the server maps kinds to HTTP statuses
+ * in exactly one place (server/errors.ts). Messages are safe to show clients.
+ */
+export type ErrorKind =
+  | 'bad_request'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'unsupported_media'
+  | 'unavailable';
+
+export class LoftError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LoftError';
+  }
+}
+
+export const badRequest = (msg: string) => new LoftError('bad_request', msg);
+export const notFound = (msg: string) => new LoftError('not_found', msg);
+export const conflict = (msg: string) => new LoftError('conflict', msg);
+export const unauthorized = (msg: string) => new LoftError('unauthorized', msg);
+export const forbidden = (msg: string) => new LoftError('forbidden', msg);
+export const unavailable = (msg: string) => new LoftError('unavailable', msg);
+export const tooLarge = (msg: string) => new LoftError('payload_too_large', msg);

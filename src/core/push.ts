@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Kysely } from 'kysely';
+import { compressionFromExtension, createDecompressor } from '../compression/codecs.ts';
+import { decodeNixBase32 } from '../nix/base32.ts';
+import { formatSha256Nix32 } from '../nix/hash.ts';
+import { parseNarInfo } from '../nix/narinfo.ts';
+import { NixFormatError } from '../nix/errors.ts';
+import type { ChunkingParams } from '../chunking/fastcdc.ts';
+import type { CacheRow, Database, NarRow } from '../db/schema.ts';
+import { findNarInCache, findNarUpload, recordNarUpload } from '../db/repos/nars.ts';
+import type { ChunkStore } from './chunk-store.ts';
+import { ingestNar } from './ingest.ts';
+import { commitNar } from './nar-commit.ts';
+import { recordPath, validatePathMetadata, type PathMetadata } from './paths.ts';
+import { badRequest } from './errors.ts';
+
+export interface PushDeps {
+  db: Kysely<Database>;
+  store: ChunkStore;
+  chunking: ChunkingParams;
+  maxNarSize: number;
+}
+
+export interface UploadResult {
+  kind: 'uploaded' | 'deduplicated';
+  nar_size: number;
+  /** Uncompressed bytes of chunks that were new to the server. */
+  new_chunk_bytes: number;
+}
+
+const NAR_FILE_RE = /^([0-9a-df-np-sv-z]{52})\.nar(\.[a-z0-9]+)?$/;
+
+/**
+ * `nix copy --to http://…` PUTs `nar/<filehash>.nar.<ext>`: the file is
+ * decompressed, its name checked against the hash of the bytes received, and
+ * the NAR ingested. It stays invisible until its narinfo arrives.
+ */
+export async function receiveNixNar(
+  d: PushDeps,
+  cache: CacheRow,
+  fileName: string,
+  body: Readable,
+): Promise<NarRow> {
+  const m = NAR_FILE_RE.exec(fileName);
+  if (!m) throw badRequest(`invalid NAR file name '${fileName}': expected <nix-base32 sha256>.nar[.xz|.zst|.br]`);
+  let compression;
+  try {
+    compression = compressionFromExtension(fileName);
+    decodeNixBase32(m[1]);
+  } catch (e) {
+    throw badRequest((e as Error).message);
+  }
+  const fileHasher = createHash('sha256');
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      fileHasher.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  let decompressor: Transform;
+  try {
+    decompressor = createDecompressor(compression);
+  } catch (e) {
+    throw badRequest((e as Error).message);
+  }
+  const nar = new PassThrough({ highWaterMark: 1 << 20 });
+  const feeding = pipeline(body, tap, decompressor, nar);
+  feeding.catch(() => {}); // surfaced through `nar` and awaited below
+  let ingested;
+  try {
+    ingested = await ingestNar(d.db, d.store, nar, { chunking: d.chunking, maxNarSize: d.maxNarSize });
+    await feeding;
+  } catch (e) {
+    body.destroy();
+    nar.destroy();
+    if (e instanceof Error && !('kind' in e) && compression !== 'none' && isCodecError(e)) {
+      throw badRequest(`cannot decompress ${fileName} as ${compression}: ${e.message}`);
+    }
+    throw e;
+  }
+  const fileHash = formatSha256Nix32(fileHasher.digest());
+  if (fileHash !== `sha256:${m[1]}`) {
+    throw badRequest(`file hash mismatch: the name says sha256:${m[1]}, the body hashes to ${fileHash}`);
+  }
+  const narRow = await commitNar(d.db, d.store, ingested.chunks, ingested, { verifyContent: false });
+  await recordNarUpload(d.db, cache.id, fileName, narRow.id, Date.now());
+  return narRow;
+}
+
+function isCodecError(e: Error): boolean {
+  return !/aborted|ECONNRESET|premature/i.test(e.message);
+}
+
+/**
+ * The narinfo PUT that completes a `nix copy` upload (or re-signs a path): it
+ * must name a NAR uploaded to this cache, or one the cache already serves.
+ */
+export async function receiveNixNarInfo(
+  d: PushDeps,
+  cache: CacheRow,
+  hashPart: string,
+  text: string,
+  sub: string | null,
+): Promise<void> {
+  let info;
+  try {
+    info = parseNarInfo(text);
+  } catch (e) {
+    if (e instanceof NixFormatError) throw badRequest(`invalid narinfo: ${e.message}`);
+    throw e;
+  }
+  const p = validatePathMetadata(cache, info as PathMetadata, hashPart);
+  const fileName = info.url.startsWith('nar/') ? info.url.slice(4) : info.url;
+  let nar = await findNarUpload(d.db, cache.id, fileName);
+  const served = /^([0-9a-df-np-sv-z]{52})\.nar\.zst$/.exec(fileName);
+  if (!nar && served) nar = await findNarInCache(d.db, cache.id, { fileHash: `sha256:${served[1]}` });
+  if (!nar) {
+    throw badRequest(`narinfo for ${p.storePath} refers to ${info.url}, which was not uploaded to cache '${cache.name}'`);
+  }
+  await recordPath(d.db, cache, p, nar, sub);
+}
+
+/** Loft's own single-request push: metadata in a header, the raw NAR as the body. */
+export async function uploadPath(
+  d: PushDeps,
+  cache: CacheRow,
+  meta: PathMetadata,
+  body: AsyncIterable<Buffer>,
+  sub: string | null,
+): Promise<UploadResult> {
+  const p = validatePathMetadata(cache, meta);
+  const ingested = await ingestNar(d.db, d.store, body, { chunking: d.chunking, maxNarSize: d.maxNarSize });
+  if (ingested.narSize !== p.narSize) {
+    throw badRequest(`NarSize mismatch: claimed ${p.narSize}, received ${ingested.narSize} bytes`);
+  }
+  if (ingested.narHash !== p.narHash) throw badRequest(`NarHash mismatch: claimed ${p.narHash}, received ${ingested.narHash}`);
+  const nar = await commitNar(d.db, d.store, ingested.chunks, p, { verifyContent: false });
+  await recordPath(d.db, cache, p, nar, sub);
+  return {
+    kind: ingested.newChunkBytes === 0 ? 'deduplicated' : 'uploaded',
+    nar_size: p.narSize,
+    new_chunk_bytes: ingested.newChunkBytes,
+  };
+}

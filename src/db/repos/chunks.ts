@@ -1,0 +1,96 @@
+import type { Kysely } from 'kysely';
+import type { ChunkRow, Database } from '../schema.ts';
+import type { Insertable } from 'kysely';
+import type { ChunkTable } from '../schema.ts';
+
+const IN_BATCH = 5000;
+
+export async function findChunksByHash(db: Kysely<Database>, hashes: string[]): Promise<Map<string, ChunkRow>> {
+  const found = new Map<string, ChunkRow>();
+  for (let i = 0; i < hashes.length; i += IN_BATCH) {
+    const rows = await db
+      .selectFrom('chunks')
+      .selectAll()
+      .where('hash', 'in', hashes.slice(i, i + IN_BATCH))
+      .execute();
+    for (const r of rows) found.set(r.hash, r);
+  }
+  return found;
+}
+
+/**
+ * Records a stored chunk. When another upload recorded the same chunk first,
+ * returns that row and `inserted: false`; the caller then removes its own blob,
+ * so each chunk is stored exactly once.
+ */
+export async function insertChunk(
+  db: Kysely<Database>,
+  row: Insertable<ChunkTable>,
+): Promise<{ chunk: ChunkRow; inserted: boolean }> {
+  const inserted = await db
+    .insertInto('chunks')
+    .values(row)
+    .onConflict((oc) => oc.column('hash').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) return { chunk: inserted, inserted: true };
+  const existing = await db.selectFrom('chunks').selectAll().where('hash', '=', row.hash).executeTakeFirstOrThrow();
+  return { chunk: existing, inserted: false };
+}
+
+/**
+ * Of `hashes`, those the caller may learn exist: chunks of NARs held by one of
+ * `pullableCacheIds`, or staged for `stagingCacheId` by an earlier (possibly
+ * interrupted) push. Everything else is reported missing, so a chunk's
+ * existence never leaks across caches the caller cannot read.
+ */
+export async function findVisibleChunks(
+  db: Kysely<Database>,
+  hashes: string[],
+  pullableCacheIds: number[],
+  stagingCacheId: number,
+): Promise<Map<string, ChunkRow>> {
+  const visible = new Map<string, ChunkRow>();
+  for (let i = 0; i < hashes.length; i += IN_BATCH) {
+    const batch = hashes.slice(i, i + IN_BATCH);
+    const staged = await db
+      .selectFrom('chunks as c')
+      .innerJoin('chunk_stagings as s', 's.chunk_id', 'c.id')
+      .selectAll('c')
+      .where('s.cache_id', '=', stagingCacheId)
+      .where('c.hash', 'in', batch)
+      .execute();
+    for (const r of staged) visible.set(r.hash, r);
+    if (pullableCacheIds.length === 0) continue;
+    const reachable = await db
+      .selectFrom('chunks as c')
+      .selectAll('c')
+      .where('c.hash', 'in', batch)
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('nar_chunks as nc')
+            .innerJoin('objects as o', 'o.nar_id', 'nc.nar_id')
+            .select('nc.chunk_id')
+            .whereRef('nc.chunk_id', '=', 'c.id')
+            .where('o.cache_id', 'in', pullableCacheIds),
+        ),
+      )
+      .execute();
+    for (const r of reachable) visible.set(r.hash, r);
+  }
+  return visible;
+}
+
+export async function stageChunks(
+  db: Kysely<Database>,
+  cacheId: number,
+  chunkIds: number[],
+  now: number,
+): Promise<void> {
+  if (chunkIds.length === 0) return;
+  await db
+    .insertInto('chunk_stagings')
+    .values(chunkIds.map((chunk_id) => ({ cache_id: cacheId, chunk_id, created_at: now })))
+    .onConflict((oc) => oc.columns(['cache_id', 'chunk_id']).doUpdateSet({ created_at: now }))
+    .execute();
+}

@@ -1,0 +1,91 @@
+import type { Kysely } from 'kysely';
+import type { ChunkRow, Database, NarRow } from '../schema.ts';
+
+export function findNarByHash(db: Kysely<Database>, narHash: string): Promise<NarRow | undefined> {
+  return db.selectFrom('nars').selectAll().where('nar_hash', '=', narHash).executeTakeFirst();
+}
+
+export function findNarById(db: Kysely<Database>, id: number): Promise<NarRow | undefined> {
+  return db.selectFrom('nars').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** A NAR held by the cache, looked up by the name it is served under. */
+export async function findNarInCache(
+  db: Kysely<Database>,
+  cacheId: number,
+  by: { fileHash: string } | { narHash: string },
+): Promise<NarRow | undefined> {
+  let q = db
+    .selectFrom('nars as n')
+    .selectAll('n')
+    .where(({ exists, selectFrom }) =>
+      exists(selectFrom('objects as o').select('o.id').whereRef('o.nar_id', '=', 'n.id').where('o.cache_id', '=', cacheId)),
+    );
+  q = 'fileHash' in by ? q.where('n.file_hash', '=', by.fileHash) : q.where('n.nar_hash', '=', by.narHash);
+  return q.executeTakeFirst();
+}
+
+export function findNarChunks(db: Kysely<Database>, narId: number): Promise<ChunkRow[]> {
+  return db
+    .selectFrom('nar_chunks as nc')
+    .innerJoin('chunks as c', 'c.id', 'nc.chunk_id')
+    .selectAll('c')
+    .where('nc.nar_id', '=', narId)
+    .orderBy('nc.seq')
+    .execute();
+}
+
+/**
+ * Records a complete, verified NAR and its chunk list in one transaction.
+ * A NAR with the same hash recorded concurrently wins; both callers get its row.
+ */
+export async function insertNar(
+  db: Kysely<Database>,
+  nar: Omit<NarRow, 'id'>,
+  chunkIds: number[],
+): Promise<NarRow> {
+  return db.transaction().execute(async (tx) => {
+    const inserted = await tx
+      .insertInto('nars')
+      .values(nar)
+      .onConflict((oc) => oc.column('nar_hash').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!inserted) {
+      return tx.selectFrom('nars').selectAll().where('nar_hash', '=', nar.nar_hash).executeTakeFirstOrThrow();
+    }
+    const rows = chunkIds.map((chunk_id, seq) => ({ nar_id: inserted.id, seq, chunk_id }));
+    for (let i = 0; i < rows.length; i += 1000) {
+      await tx.insertInto('nar_chunks').values(rows.slice(i, i + 1000)).execute();
+    }
+    return inserted;
+  });
+}
+
+export async function recordNarUpload(
+  db: Kysely<Database>,
+  cacheId: number,
+  fileName: string,
+  narId: number,
+  now: number,
+): Promise<void> {
+  await db
+    .insertInto('nar_uploads')
+    .values({ cache_id: cacheId, file_name: fileName, nar_id: narId, created_at: now })
+    .onConflict((oc) => oc.columns(['cache_id', 'file_name']).doUpdateSet({ nar_id: narId, created_at: now }))
+    .execute();
+}
+
+export async function findNarUpload(
+  db: Kysely<Database>,
+  cacheId: number,
+  fileName: string,
+): Promise<NarRow | undefined> {
+  return db
+    .selectFrom('nar_uploads as u')
+    .innerJoin('nars as n', 'n.id', 'u.nar_id')
+    .selectAll('n')
+    .where('u.cache_id', '=', cacheId)
+    .where('u.file_name', '=', fileName)
+    .executeTakeFirst();
+}

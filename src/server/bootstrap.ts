@@ -1,0 +1,67 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { generateHs256Secret, ALL_PERMISSIONS } from '../token/index.ts';
+import { recordIssuedToken } from '../db/repos/tokens.ts';
+import type { ServerConfig } from './config.ts';
+import type { Services } from './services.ts';
+
+/**
+ * Embedded defaults: without a configured HS256 secret, one is generated
+ * into the data directory on first start and reused after.
+ */
+export async function ensureTokenSecret(cfg: ServerConfig): Promise<ServerConfig> {
+  const a = cfg.auth;
+  if (a.algorithm !== 'HS256' || a.hs256Secret) return cfg;
+  const file = path.join(cfg.dataDir, 'token-secret');
+  let secret: string;
+  try {
+    secret = (await readFile(file, 'utf8')).trim();
+  } catch {
+    await mkdir(cfg.dataDir, { recursive: true });
+    secret = generateHs256Secret();
+    await writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+  }
+  return { ...cfg, auth: { ...a, hs256Secret: secret } };
+}
+
+export interface StartupReport {
+  createdCache?: string;
+  /** Set when a new admin token was generated on this start. */
+  adminToken?: string;
+  adminTokenFile?: string;
+}
+
+/** First start: the default cache and its key, and an admin token. Idempotent. */
+export async function firstStart(s: Services): Promise<StartupReport> {
+  const report: StartupReport = {};
+  const cfg = s.config;
+  if (cfg.defaultCache && (await s.caches.list()).length === 0) {
+    await s.caches.create(cfg.defaultCache, { isPublic: true });
+    report.createdCache = cfg.defaultCache;
+  }
+  if (!cfg.auth.adminToken && s.tokens.canSign) {
+    const file = path.join(cfg.dataDir, 'admin-token');
+    report.adminTokenFile = file;
+    try {
+      await readFile(file);
+    } catch {
+      const issued = await s.tokens.issue({
+        sub: 'admin',
+        validitySeconds: 365 * 86400,
+        caches: { '*': [...ALL_PERMISSIONS] },
+        admin: true,
+      });
+      await mkdir(cfg.dataDir, { recursive: true });
+      await writeFile(file, issued.token + '\n', { mode: 0o600 });
+      await recordIssuedToken(s.kysely, {
+        jti: issued.jti,
+        sub: 'admin',
+        claims: issued.claims,
+        createdBy: null,
+        expiresAt: issued.expiresAt.getTime(),
+      });
+      report.adminToken = issued.token;
+    }
+  }
+  return report;
+}

@@ -1,0 +1,64 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { LoftError, type ErrorKind } from '../core/errors.ts';
+import { TokenError } from '../token/index.ts';
+import { NixFormatError } from '../nix/errors.ts';
+
+const STATUS: Record<ErrorKind, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media: 415,
+  unavailable: 503,
+};
+
+/**
+ * The single mapping from errors to responses. Domain errors keep their
+ * message; anything unexpected is logged and answered with a bare 500 so no
+ * internal detail (SQL, paths) leaks.
+ */
+export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
+  let status: number;
+  let code: string;
+  let message = err.message;
+  if (err instanceof LoftError) {
+    status = STATUS[err.kind];
+    code = err.kind;
+  } else if (err instanceof TokenError) {
+    status = 401;
+    code = 'unauthorized';
+  } else if (err instanceof NixFormatError) {
+    status = 400;
+    code = 'bad_request';
+  } else if (isDatabaseUnavailable(err)) {
+    status = 503;
+    code = 'unavailable';
+    message = 'the database is unavailable; retry later';
+    req.log.error({ err }, 'database unavailable');
+  } else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500) {
+    status = err.statusCode; // fastify's own: validation, body limits, bad JSON
+    code = status === 413 ? 'payload_too_large' : 'bad_request';
+  } else {
+    status = 500;
+    code = 'internal';
+    message = 'internal server error';
+    req.log.error({ err }, 'request failed');
+  }
+  if (status === 401) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');
+  if (status < 500) req.log.info({ status, msg: message }, 'request refused');
+  // Refused uploads: do not keep reading a body we will not use.
+  if (req.raw.readable && !req.raw.readableEnded) reply.header('connection', 'close');
+  void reply.code(status).send({ error: code, message });
+}
+
+const DB_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', '57P01', '57P03', '08006', '08001', '08003', 'ETIMEDOUT']);
+
+function isDatabaseUnavailable(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (
+    (typeof code === 'string' && DB_DOWN.has(code)) ||
+    /Connection terminated|timeout exceeded when trying to connect|database is locked/.test(err.message)
+  );
+}

@@ -1,0 +1,77 @@
+import { buildApp } from './app.ts';
+import { loadConfig, type ServerConfig } from './config.ts';
+import { createServices } from './services.ts';
+import { ensureTokenSecret, firstStart } from './bootstrap.ts';
+import { migrateToLatest } from '../db/migrate.ts';
+import { openDatabase } from '../db/dialect.ts';
+
+export type ServeMode = 'monolithic' | 'api' | 'worker' | 'migrate' | 'check-config';
+
+export interface ServeOptions {
+  config?: string;
+  listen?: string;
+  mode?: ServeMode;
+}
+
+/** `loft serve`: the process entry; the only place that listens and handles signals. */
+export async function serve(opts: ServeOptions): Promise<void> {
+  let cfg = await loadConfig(opts.config, opts.listen ? { ...process.env, LOFT_LISTEN: opts.listen } : process.env);
+  const mode = opts.mode ?? 'monolithic';
+  if (mode === 'check-config') {
+    console.log(`config OK (database ${redact(cfg.database.url)}, storage ${cfg.storage.type})`);
+    return;
+  }
+  if (mode === 'migrate') {
+    const db = openDatabase(cfg.database);
+    try {
+      const applied = await migrateToLatest(db);
+      console.log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
+    } finally {
+      await db.close();
+    }
+    return;
+  }
+  cfg = await ensureTokenSecret(cfg);
+  const services = await createServices(cfg);
+  if (mode === 'monolithic') await migrateToLatest(services.db);
+  const app = await buildApp(services);
+  const report = mode === 'monolithic' ? await firstStart(services) : {};
+  await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+  printBanner(cfg, services, report, app.server.address());
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'shutting down: finishing requests in flight');
+    await app.close();
+    await services.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
+
+async function printBanner(
+  cfg: ServerConfig,
+  s: Awaited<ReturnType<typeof createServices>>,
+  report: Awaited<ReturnType<typeof firstStart>>,
+  address: ReturnType<import('node:net').Server['address']>,
+): Promise<void> {
+  const port = typeof address === 'object' && address ? address.port : cfg.listen.port;
+  const host = cfg.listen.host === '0.0.0.0' || cfg.listen.host === '::' ? 'localhost' : cfg.listen.host;
+  const base = cfg.publicUrl ?? `http://${host}:${port}`;
+  const lines = [`Loft is listening on ${base} (database: ${redact(cfg.database.url)}, storage: ${cfg.storage.type})`];
+  for (const c of await s.caches.list()) {
+    lines.push(`  cache ${c.name}${c.is_public ? ' (public)' : ' (private)'}: ${base}/${c.name}`);
+    lines.push(`    public key: ${c.public_key}`);
+  }
+  if (report.adminToken) lines.push(`  admin token (also saved in ${report.adminTokenFile}):`, `    ${report.adminToken}`);
+  else if (cfg.auth.adminToken) lines.push('  admin token: the one set in LOFT_ADMIN_TOKEN / auth.admin_token');
+  else if (report.adminTokenFile) lines.push(`  admin token: in ${report.adminTokenFile}`);
+  console.log(lines.join('\n'));
+}

@@ -1,0 +1,132 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../services.ts';
+import { formatCacheInfo, parseCacheInfo } from '../../nix/cache-info.ts';
+import { isValidStorePathHash } from '../../nix/store-path.ts';
+import { listNar } from '../../nix/nar/listing.ts';
+import { findObject, touchNar } from '../../db/repos/objects.ts';
+import { findNarChunks, findNarInCache, findNarUpload } from '../../db/repos/nars.ts';
+import { renderNarInfo } from '../../core/narinfo.ts';
+import { openNarBody } from '../../core/nar-serve.ts';
+import { receiveNixNar, receiveNixNarInfo } from '../../core/push.ts';
+import { badRequest, notFound } from '../../core/errors.ts';
+import type { NarRow } from '../../db/schema.ts';
+import { bodyStream, readSmallBody, requireBody } from '../body.ts';
+
+type CacheParams = { cache: string };
+type FileParams = { cache: string; file: string };
+
+/**
+ * The Nix HTTP binary-cache protocol, per cache: what `nix copy --from/--to`
+ * and substitution send (see docs/api.md). GET routes answer HEAD too.
+ */
+export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
+  const find = (name: string) => s.caches.find(name);
+  const idle = s.config.bodyIdleTimeoutMs;
+
+  app.get<{ Params: CacheParams }>('/:cache/nix-cache-info', async (req, reply) => {
+    const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
+    return reply
+      .type('text/x-nix-cache-info')
+      .send(formatCacheInfo({ storeDir: cache.store_dir, wantMassQuery: true, priority: cache.priority }));
+  });
+
+  // Nix PUTs nix-cache-info before its first upload; accept it when it agrees with the cache.
+  app.put<{ Params: CacheParams }>('/:cache/nix-cache-info', async (req, reply) => {
+    const { cache } = await s.access.requireOnCache(req, req.params.cache, 'push', find);
+    const info = parseCacheInfo(requireBody(await readSmallBody(req, 4096, idle), 'nix-cache-info').toString('utf8'));
+    if (info.storeDir !== cache.store_dir) {
+      throw badRequest(`this cache holds paths of ${cache.store_dir}, not ${info.storeDir}`);
+    }
+    return reply.code(204).send();
+  });
+
+  app.get<{ Params: FileParams }>('/:cache/:file', async (req, reply) => {
+    const { file } = req.params;
+    const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
+    const [hash, ext] = splitFile(file);
+    if (ext !== 'narinfo' && ext !== 'ls') throw notFound(`no such file '${file}'`);
+    const obj = await findObject(s.kysely, cache.id, hash);
+    if (!obj) throw notFound(`${hash}.${ext}: no such path in cache '${cache.name}'`);
+    if (ext === 'narinfo') {
+      return reply.type('text/x-nix-narinfo').send(await renderNarInfo(s.kysely, cache, obj));
+    }
+    const nar = await openNarBody(s.chunkStore, await findNarChunks(s.kysely, obj.nar_id), true);
+    return reply.type('application/json').send(await listNar(nar));
+  });
+
+  app.put<{ Params: FileParams }>('/:cache/:file', async (req, reply) => {
+    const { file } = req.params;
+    const { cache, principal } = await s.access.requireOnCache(req, req.params.cache, 'push', find);
+    const [hash, ext] = splitFile(file);
+    if (ext === 'ls') {
+      // Loft generates listings from the NAR itself; an uploaded one is not needed.
+      await readSmallBody(req, s.config.maxMetadataBytes, idle);
+      return reply.code(204).send();
+    }
+    if (ext !== 'narinfo') throw badRequest(`cannot upload '${file}': only <hash>.narinfo, <hash>.ls and nar/* are accepted`);
+    const text = requireBody(await readSmallBody(req, s.config.maxMetadataBytes, idle), 'narinfo').toString('utf8');
+    await receiveNixNarInfo(s.push, cache, hash, text, principal.sub);
+    req.log.info({ sub: principal.sub, cache: cache.name, path: hash }, 'path pushed (nix copy)');
+    return reply.code(204).send();
+  });
+
+  app.get<{ Params: FileParams }>('/:cache/nar/:file', async (req, reply) => {
+    const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
+    const target = await resolveNarFile(s, cache.id, req.params.file);
+    if (!target || (target.uploadOnly && req.method !== 'HEAD')) {
+      throw notFound(`no such NAR '${req.params.file}' in cache '${cache.name}'`);
+    }
+    void touchNar(s.kysely, cache.id, target.nar.id, Date.now()).catch((err) => req.log.warn({ err }, 'touch failed'));
+    return sendNar(s, req, reply, target.nar, target.decompress);
+  });
+
+  app.put<{ Params: FileParams }>('/:cache/nar/:file', async (req, reply) => {
+    const { cache, principal } = await s.access.requireOnCache(req, req.params.cache, 'push', find);
+    const nar = await receiveNixNar(s.push, cache, req.params.file, bodyStream(req, idle));
+    req.log.info({ sub: principal.sub, cache: cache.name, nar: nar.nar_hash, size: nar.nar_size }, 'NAR received');
+    return reply.code(201).send();
+  });
+}
+
+function splitFile(file: string): [string, string] {
+  const dot = file.indexOf('.');
+  const hash = dot < 0 ? file : file.slice(0, dot);
+  const ext = dot < 0 ? '' : file.slice(dot + 1);
+  if (!isValidStorePathHash(hash)) {
+    throw badRequest(`invalid store path hash '${hash}': expected 32 nix-base32 characters`);
+  }
+  return [hash, ext];
+}
+
+/**
+ * A NAR is served as `<filehash>.nar.zst` (what our narinfos name) or as
+ * `<narhash>.nar` (decompressed). A file that `nix copy` uploaded under its
+ * own name answers HEAD (so Nix skips re-uploading it) but is not served:
+ * its compressed bytes were not kept.
+ */
+async function resolveNarFile(
+  s: Services,
+  cacheId: number,
+  file: string,
+): Promise<{ nar: NarRow; decompress: boolean; uploadOnly?: boolean } | undefined> {
+  const m = /^([0-9a-df-np-sv-z]{52})\.nar(\.zst)?$/.exec(file);
+  if (m) {
+    const nar = m[2]
+      ? await findNarInCache(s.kysely, cacheId, { fileHash: `sha256:${m[1]}` })
+      : await findNarInCache(s.kysely, cacheId, { narHash: `sha256:${m[1]}` });
+    if (nar) return { nar, decompress: !m[2] };
+  }
+  const uploaded = await findNarUpload(s.kysely, cacheId, file);
+  return uploaded ? { nar: uploaded, decompress: false, uploadOnly: true } : undefined;
+}
+
+async function sendNar(s: Services, req: FastifyRequest, reply: FastifyReply, nar: NarRow, decompress: boolean) {
+  const length = decompress ? nar.nar_size : nar.file_size;
+  reply.header('content-type', 'application/x-nix-nar').header('content-length', length);
+  reply.header('cache-control', 'public, max-age=31536000, immutable');
+  if (req.method === 'HEAD') return reply.send();
+  const chunks = await findNarChunks(s.kysely, nar.id);
+  const body = await openNarBody(s.chunkStore, chunks, decompress);
+  return reply.send(body);
+}
+

@@ -1,0 +1,94 @@
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../services.ts';
+import { cacheView, type CacheSettings } from '../../core/caches.ts';
+import { badRequest } from '../../core/errors.ts';
+
+type Params = { cache: string };
+
+/** Wire form of cache settings (snake_case, as in docs/api.md). */
+interface CacheConfigBody {
+  is_public?: boolean;
+  priority?: number;
+  store_dir?: string;
+  upstream_cache_key_names?: string[];
+  retention_period?: number | null;
+  regenerate_keypair?: boolean;
+}
+
+const settingsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    is_public: { type: 'boolean' },
+    priority: { type: 'integer' },
+    store_dir: { type: 'string', maxLength: 4096 },
+    upstream_cache_key_names: { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 64 },
+    retention_period: { type: ['integer', 'null'], minimum: 0 },
+    regenerate_keypair: { type: 'boolean' },
+  },
+} as const;
+
+function settingsOf(b: CacheConfigBody): CacheSettings {
+  return {
+    isPublic: b.is_public,
+    priority: b.priority,
+    storeDir: b.store_dir,
+    upstreamKeyNames: b.upstream_cache_key_names,
+    retentionSeconds: b.retention_period,
+  };
+}
+
+export function cacheRoutes(app: FastifyInstance, s: Services): void {
+  const find = (name: string) => s.caches.find(name);
+  const publicUrl = (req: { protocol: string; host: string }) => s.config.publicUrl ?? `${req.protocol}://${req.host}`;
+
+  /** Caches the caller can see: public ones and those its token grants anything on. */
+  app.get('/_api/v1/caches', async (req) => {
+    const principal = await s.access.principalOf(req);
+    const all = await s.caches.list();
+    return {
+      caches: all
+        .filter((c) => c.is_public === 1 || principal.hasAnyOn(c.name))
+        .map((c) => ({ ...cacheView(c), url: `${publicUrl(req)}/${c.name}` })),
+    };
+  });
+
+  app.get<{ Params: Params }>('/_api/v1/cache-config/:cache', async (req) => {
+    const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
+    return { ...cacheView(cache), url: `${publicUrl(req)}/${cache.name}` };
+  });
+
+  app.post<{ Params: Params; Body: CacheConfigBody }>(
+    '/_api/v1/cache-config/:cache',
+    { schema: { body: settingsSchema } },
+    async (req, reply) => {
+      const principal = await s.access.requireOnName(req, req.params.cache, 'create_cache');
+      if (req.body.regenerate_keypair !== undefined) throw badRequest('regenerate_keypair applies to PATCH only');
+      const cache = await s.caches.create(req.params.cache, settingsOf(req.body ?? {}));
+      req.log.info({ sub: principal.sub, cache: cache.name }, 'cache created');
+      return reply.code(201).send({ ...cacheView(cache), url: `${publicUrl(req)}/${cache.name}` });
+    },
+  );
+
+  app.patch<{ Params: Params; Body: CacheConfigBody }>(
+    '/_api/v1/cache-config/:cache',
+    { schema: { body: settingsSchema } },
+    async (req) => {
+      const b = req.body ?? {};
+      const { principal } = await s.access.requireOnCache(req, req.params.cache, 'configure_cache', find);
+      if (b.retention_period !== undefined) {
+        await s.access.requireOnCache(req, req.params.cache, 'configure_retention', find);
+      }
+      const cache = await s.caches.configure(req.params.cache, { ...settingsOf(b), regenerateKey: b.regenerate_keypair });
+      req.log.info({ sub: principal.sub, cache: cache.name, changed: Object.keys(b) }, 'cache configured');
+      return { ...cacheView(cache), url: `${publicUrl(req)}/${cache.name}` };
+    },
+  );
+
+  app.delete<{ Params: Params }>('/_api/v1/cache-config/:cache', async (req, reply) => {
+    const { cache, principal } = await s.access.requireOnCache(req, req.params.cache, 'destroy_cache', find);
+    await s.caches.destroy(cache.name);
+    req.log.info({ sub: principal.sub, cache: cache.name }, 'cache destroyed');
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import type { Kysely } from 'kysely';
+import { openDatabase, type Db } from '../db/dialect.ts';
+import type { Database } from '../db/schema.ts';
+import { createBlobStore } from '../storage/index.ts';
+import type { BlobStore } from '../storage/types.ts';
+import { ChunkWorkerPool } from '../compression/pool.ts';
+import { ChunkStore } from '../core/chunk-store.ts';
+import { CacheService } from '../core/caches.ts';
+import type { PushDeps } from '../core/push.ts';
+import { CachedRevocationList, TokenAuthority } from '../token/index.ts';
+import { loadRevokedJtis } from '../db/repos/tokens.ts';
+import { AccessControl } from './access.ts';
+import type { ServerConfig } from './config.ts';
+import { validateChunkingParams } from '../chunking/fastcdc.ts';
+
+/** Everything a request handler needs, built once per process. */
+export interface Services {
+  config: ServerConfig;
+  db: Db;
+  kysely: Kysely<Database>;
+  blobs: BlobStore;
+  pool: ChunkWorkerPool;
+  chunkStore: ChunkStore;
+  caches: CacheService;
+  tokens: TokenAuthority;
+  access: AccessControl;
+  push: PushDeps;
+  close(): Promise<void>;
+}
+
+export async function tokenAuthorityFor(cfg: ServerConfig): Promise<TokenAuthority> {
+  const a = cfg.auth;
+  return TokenAuthority.create({
+    algorithm: a.algorithm,
+    hs256Secret: a.hs256Secret,
+    privateKeyPem: a.privateKeyFile ? await readFile(a.privateKeyFile, 'utf8') : undefined,
+    publicKeyPem: a.publicKeyFile ? await readFile(a.publicKeyFile, 'utf8') : undefined,
+    issuer: a.issuer,
+    audience: a.audience,
+  });
+}
+
+export async function createServices(config: ServerConfig): Promise<Services> {
+  validateChunkingParams(config.chunking);
+  const db = openDatabase(config.database);
+  const blobs = createBlobStore(config.storage);
+  const pool = new ChunkWorkerPool({
+    threads: config.compression.threads || Math.max(1, os.availableParallelism()),
+    level: config.compression.level,
+  });
+  const chunkStore = new ChunkStore(db.kysely, blobs, pool);
+  const tokens = await tokenAuthorityFor(config);
+  const revocations = new CachedRevocationList(() => loadRevokedJtis(db.kysely), { ttlMs: config.auth.revocationTtlMs });
+  return {
+    config,
+    db,
+    kysely: db.kysely,
+    blobs,
+    pool,
+    chunkStore,
+    caches: new CacheService(db.kysely, config.keyNamePrefix),
+    tokens,
+    access: new AccessControl(tokens, revocations, config.auth.adminToken),
+    push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
+    async close() {
+      await pool.close();
+      await db.close();
+    },
+  };
+}
