@@ -42,6 +42,10 @@ export function cacheView(c: CacheRow): CacheView {
 
 const CACHE_TTL_MS = 2000;
 
+export function invalidCacheNameMessage(name: string): string {
+  return `invalid cache name '${name}': use 1-50 characters [A-Za-z0-9._+-], starting with a letter or digit`;
+}
+
 /**
  * Cache lookups are on every request; rows are memoised briefly so a replica
  * sees another replica's configuration change within CACHE_TTL_MS.
@@ -74,9 +78,7 @@ export class CacheService {
   }
 
   async create(name: string, s: CacheSettings): Promise<CacheRow> {
-    if (!isValidCacheName(name)) {
-      throw badRequest(`invalid cache name '${name}': use 1-50 characters [A-Za-z0-9._+-], starting with a letter or digit`);
-    }
+    if (!isValidCacheName(name)) throw badRequest(invalidCacheNameMessage(name));
     validateSettings(s);
     const key = SigningKey.generate(`${this.keyNamePrefix}-${name}-1`);
     const row = await insertCache(this.db, {

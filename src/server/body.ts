@@ -10,35 +10,35 @@ import { badRequest, tooLarge } from '../core/errors.ts';
 export function bodyStream(req: FastifyRequest, idleMs: number): Readable {
   const expected = Number(req.headers['content-length'] ?? NaN);
   let received = 0;
-  let timer: NodeJS.Timeout | undefined;
+  let lastDataAt = Date.now();
   const guard = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       received += chunk.length;
-      arm();
+      lastDataAt = Date.now();
       cb(null, chunk);
     },
     flush(cb) {
-      clearTimeout(timer);
+      clearInterval(timer);
       if (Number.isFinite(expected) && received !== expected) {
         cb(badRequest(`request body ended after ${received} of ${expected} bytes`));
       } else cb();
     },
   });
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
+  // Idle only counts while we are waiting for the client: when the consumer is
+  // slow (data buffered here), a quiet socket is our backpressure, not a stall.
+  const timer = setInterval(() => {
+    const waiting = guard.readableLength === 0 && guard.writableLength === 0;
+    if (waiting && Date.now() - lastDataAt > idleMs) {
+      // The error response is still sent (with Connection: close); the socket is not cut here.
       guard.destroy(badRequest(`request body stalled: no data for ${idleMs} ms after ${received} bytes`));
-      req.raw.destroy();
-    }, idleMs);
-    timer.unref();
-  };
-  arm();
+    }
+  }, Math.max(10, Math.min(idleMs / 4, 1000)));
+  timer.unref();
   req.raw.on('aborted', () => {
-    clearTimeout(timer);
     guard.destroy(badRequest(`request body ended after ${received} of ${expected} bytes (client went away)`));
   });
   req.raw.on('error', (e) => guard.destroy(e));
-  guard.on('close', () => clearTimeout(timer));
+  guard.on('close', () => clearInterval(timer));
   req.raw.pipe(guard);
   return guard;
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
-import { cacheView, type CacheSettings } from '../../core/caches.ts';
+import { cacheView, invalidCacheNameMessage, type CacheSettings } from '../../core/caches.ts';
+import { isValidCacheName } from '../../token/index.ts';
 import { badRequest } from '../../core/errors.ts';
 
 type Params = { cache: string };
@@ -62,6 +63,8 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
     '/_api/v1/cache-config/:cache',
     { schema: { body: settingsSchema } },
     async (req, reply) => {
+      // A malformed name is a client error whoever asks (tokens grant nothing on invalid names).
+      if (!isValidCacheName(req.params.cache)) throw badRequest(invalidCacheNameMessage(req.params.cache));
       const principal = await s.access.requireOnName(req, req.params.cache, 'create_cache');
       if (req.body.regenerate_keypair !== undefined) throw badRequest('regenerate_keypair applies to PATCH only');
       const cache = await s.caches.create(req.params.cache, settingsOf(req.body ?? {}));

@@ -84,6 +84,7 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     let body = bodyStream(req, s.config.bodyIdleTimeoutMs);
     let metaText: string;
     if (typeof header === 'string') {
+      if (Buffer.byteLength(header) > limit) throw tooLarge(`path metadata of ${Buffer.byteLength(header)} bytes exceeds the ${limit}-byte limit`);
       metaText = header;
     } else if (typeof preamble === 'string') {
       const size = Number(preamble);
@@ -98,6 +99,7 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     const j = parseNarInfoJson(metaText);
     const { cache, principal } = await s.access.requireOnCache(req, j.cache, 'push', find);
     const result = await uploadPath(s.push, cache, metadataOf(j), body, principal.sub);
+    s.metrics.pathsPushed.inc({ via: 'upload-path' });
     req.log.info({ sub: principal.sub, cache: cache.name, path: j.store_path, ...result }, 'path pushed');
     return reply.send(result);
   });

@@ -1,0 +1,107 @@
+// Shared by the bad-input tests: a harness that uploads to a real server and
+// checks that refused input left nothing visible.
+import assert from 'node:assert/strict';
+import type { TestServer } from '../../helpers/server.ts';
+import { narInfoText, nixUpload, sampleNar } from '../../helpers/nar.ts';
+import { archive, dir, file, nar } from '../../unit/nix/nar-builder.ts';
+import { parseNarInfo } from '../../../src/nix/narinfo.ts';
+
+export const METADATA_LIMIT = 8192;
+export const IDLE_MS = 500;
+
+/** Talks to one server: fresh caches per case, uploads, and the "nothing visible" checks. */
+export class Harness {
+  private n = 0;
+  constructor(readonly server: TestServer) {}
+
+  get token(): string {
+    return this.server.adminToken;
+  }
+
+  async cache(): Promise<{ name: string; id: number }> {
+    const name = `bad-${++this.n}`;
+    await this.server.createCache(name);
+    const row = await this.server.services.kysely.selectFrom('caches').select('id').where('name', '=', name).executeTakeFirstOrThrow();
+    return { name, id: row.id };
+  }
+
+  putNar(cache: string, fileName: string, body: Buffer): Promise<Response> {
+    return this.server.fetch(`/${cache}/nar/${fileName}`, {
+      method: 'PUT',
+      token: this.token,
+      headers: { 'content-type': 'application/x-nix-nar' },
+      body: new Uint8Array(body),
+    });
+  }
+
+  putNarInfo(cache: string, hash: string, text: string): Promise<Response> {
+    return this.server.fetch(`/${cache}/${hash}.narinfo`, {
+      method: 'PUT',
+      token: this.token,
+      headers: { 'content-type': 'text/x-nix-narinfo' },
+      body: text,
+    });
+  }
+
+  uploadPath(headers: Record<string, string>, body: Buffer): Promise<Response> {
+    return this.server.fetch('/_api/v1/upload-path', { method: 'PUT', token: this.token, headers, body: new Uint8Array(body) });
+  }
+
+  /** A narinfo GET answers 404, the cache holds no object, and (given its hash) no NAR row exists. */
+  async nothingVisible(cache: { name: string; id: number }, hash: string, narHash?: string): Promise<void> {
+    const res = await this.server.fetch(`/${cache.name}/${hash}.narinfo`, { token: this.token });
+    assert.equal(res.status, 404, `narinfo of ${hash} must stay invisible`);
+    await res.arrayBuffer();
+    const k = this.server.services.kysely;
+    const objects = await k
+      .selectFrom('objects')
+      .select(({ fn }) => fn.countAll<number>().as('n'))
+      .where('cache_id', '=', cache.id)
+      .executeTakeFirstOrThrow();
+    assert.equal(Number(objects.n), 0, 'no objects row may be written');
+    if (narHash !== undefined) {
+      const nars = await k
+        .selectFrom('nars')
+        .select(({ fn }) => fn.countAll<number>().as('n'))
+        .where('nar_hash', '=', narHash)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(nars.n), 0, `no nars row may be written for ${narHash}`);
+    }
+  }
+
+  /** A complete, valid nix-copy upload to `cache` succeeds and is served afterwards. */
+  async stillServing(cache: string): Promise<void> {
+    const up = await nixUpload(await sampleNar());
+    const r1 = await this.putNar(cache, up.fileName, up.file);
+    assert.equal(r1.status, 201, `valid NAR upload after bad input: ${await r1.text()}`);
+    const r2 = await this.putNarInfo(cache, up.storePath.hash, narInfoText(up.narInfo));
+    assert.equal(r2.status, 204, `valid narinfo upload after bad input: ${await r2.text()}`);
+    const r3 = await this.server.fetch(`/${cache}/${up.storePath.hash}.narinfo`, { token: this.token });
+    assert.equal(r3.status, 200);
+    assert.equal(parseNarInfo(await r3.text()).narHash, up.narInfo.narHash);
+  }
+}
+
+/** The response is `status` with a JSON body whose message matches `message`. */
+export async function refused(res: Response, status: number, message: RegExp): Promise<void> {
+  const text = await res.text();
+  assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${text}`);
+  let body: { message?: unknown };
+  try {
+    body = JSON.parse(text) as { message?: unknown };
+  } catch {
+    assert.fail(`error body is not JSON: ${text}`);
+  }
+  assert.equal(typeof body.message, 'string', `error body has no message: ${text}`);
+  assert.match(body.message as string, message);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Hand-made invalid NARs, each with the parser complaint it must produce. */
+export const INVALID_NARS: [string, Buffer, RegExp][] = [
+  ['bad magic', nar('nix-archive-2', ...file('hello')), /invalid NAR/],
+  ['unsorted directory entries', archive(dir(['b', file('1')], ['a', file('2')])), /invalid NAR.*(sort|order)/i],
+  ['duplicate directory entries', archive(dir(['a', file('1')], ['a', file('2')])), /invalid NAR.*(duplicate|sort|order)/i],
+  ["a '..' entry name", archive(dir(['..', file('1')])), /invalid NAR.*\.\./],
+];
