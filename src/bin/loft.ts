@@ -19,6 +19,18 @@ program
     await serve(opts);
   });
 
+// Options are parsed by the token module itself, so loading it stays lazy.
+program
+  .command('token')
+  .description('create, revoke and list access tokens (offline from the server config, or through the API)')
+  .argument('[args...]', 'create | revoke JTI | list, and their options (loft token --help)')
+  .helpOption(false)
+  .allowUnknownOption()
+  .action(async (args: string[]) => {
+    const { runTokenCommand } = await import('../cli/commands/token.ts');
+    await runTokenCommand(args);
+  });
+
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`error: ${e.message}`);
   if (process.argv.includes('--verbose')) console.error(e.stack);
