@@ -41,7 +41,7 @@ export async function ingestNar(
   parser.on('error', (e) => (parseError ??= e));
   const narHasher = createHash('sha256');
   let narSize = 0;
-  const slots = new Slots(opts.parallelism ?? 8);
+  const slots = new Slots(opts.parallelism ?? 32);
   const results: Promise<ChunkRow>[] = [];
   const known = new Map<string, Promise<ChunkRow>>();
   let newChunkBytes = 0;

@@ -1,9 +1,10 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Db } from './dialect.ts';
 import { initialSchema } from './migrations/0001_initial.ts';
+import { leases } from './migrations/0002_leases.ts';
 
 function migrationsFor(db: Db): Record<string, Migration> {
-  return { '0001_initial': initialSchema(db.kind) };
+  return { '0001_initial': initialSchema(db.kind), '0002_leases': leases };
 }
 
 /**

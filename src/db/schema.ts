@@ -110,6 +110,12 @@ export interface IssuedTokenTable {
   expires_at: number;
 }
 
+export interface LeaseTable {
+  name: string;
+  holder: string;
+  expires_at: number;
+}
+
 export interface Database {
   caches: CacheTable;
   nars: NarTable;
@@ -120,6 +126,7 @@ export interface Database {
   chunk_stagings: ChunkStagingTable;
   revoked_tokens: RevokedTokenTable;
   issued_tokens: IssuedTokenTable;
+  leases: LeaseTable;
 }
 
 export type CacheRow = Selectable<CacheTable>;

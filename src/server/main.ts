@@ -4,6 +4,7 @@ import { createServices } from './services.ts';
 import { ensureTokenSecret, firstStart } from './bootstrap.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { openDatabase } from '../db/dialect.ts';
+import { startJobs } from './jobs.ts';
 
 export type ServeMode = 'monolithic' | 'api' | 'worker' | 'migrate' | 'check-config';
 
@@ -33,17 +34,24 @@ export async function serve(opts: ServeOptions): Promise<void> {
   }
   cfg = await ensureTokenSecret(cfg);
   const services = await createServices(cfg);
-  if (mode === 'monolithic') await migrateToLatest(services.db);
+  // Safe with several replicas starting at once: the migrator holds a lock.
+  await migrateToLatest(services.db);
   const app = await buildApp(services);
-  const report = mode === 'monolithic' ? await firstStart(services) : {};
-  await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
-  printBanner(cfg, services, report, app.server.address());
+  const jobs = mode === 'api' ? undefined : startJobs(services, app.log);
+  if (mode !== 'worker') {
+    const report = mode === 'monolithic' ? await firstStart(services) : {};
+    await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+    await printBanner(cfg, services, report, app.server.address());
+  } else {
+    app.log.info('worker started: running background jobs only');
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     app.log.info({ signal }, 'shutting down: finishing requests in flight');
+    await jobs?.stop();
     await app.close();
     await services.close();
     process.exit(0);

@@ -14,6 +14,7 @@ import { loadRevokedJtis } from '../db/repos/tokens.ts';
 import { AccessControl } from './access.ts';
 import type { ServerConfig } from './config.ts';
 import { validateChunkingParams } from '../chunking/fastcdc.ts';
+import { Metrics } from './metrics.ts';
 
 /** Everything a request handler needs, built once per process. */
 export interface Services {
@@ -27,6 +28,7 @@ export interface Services {
   tokens: TokenAuthority;
   access: AccessControl;
   push: PushDeps;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -64,6 +66,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     tokens,
     access: new AccessControl(tokens, revocations, config.auth.adminToken),
     push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
+    metrics: new Metrics(),
     async close() {
       await pool.close();
       await db.close();

@@ -3,18 +3,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { DB_KINDS } from '../helpers/databases.ts';
 import { nixUnavailable, postgresUnavailable, skipUnless } from '../helpers/env.ts';
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../helpers/nix.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 
-for (const db of DB_KINDS) {
-  test(`nix copy --to and substitution round-trip the whole corpus (${db})`, { timeout: 600_000 }, async (t) => {
+// Embedded defaults, PostgreSQL alone, and production mode (PostgreSQL + S3).
+const SETUPS = [
+  { db: 'sqlite', storage: 'local' },
+  { db: 'postgres', storage: 'local' },
+  { db: 'postgres', storage: 's3' },
+] as const;
+
+for (const { db, storage } of SETUPS) {
+  test(`nix copy --to and substitution round-trip the whole corpus (${db} + ${storage})`, { timeout: 600_000 }, async (t) => {
     if (!skipUnless(t, nixUnavailable())) return;
     if (db === 'postgres' && !skipUnless(t, await postgresUnavailable())) return;
     const corpus = await buildCorpus(['all', 'big', 'leaf']);
-    const server = await startTestServer({ db });
+    const server = await startTestServer({ db, storage });
     const tmp = await makeTempDir('loft-e2e-');
     t.after(async () => {
       await server.close();

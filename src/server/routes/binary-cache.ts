@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.ts';
 import { formatCacheInfo, parseCacheInfo } from '../../nix/cache-info.ts';
@@ -66,6 +67,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     if (ext !== 'narinfo') throw badRequest(`cannot upload '${file}': only <hash>.narinfo, <hash>.ls and nar/* are accepted`);
     const text = requireBody(await readSmallBody(req, s.config.maxMetadataBytes, idle), 'narinfo').toString('utf8');
     await receiveNixNarInfo(s.push, cache, hash, text, principal.sub);
+    s.metrics.pathsPushed.inc({ via: 'nix-copy' });
     req.log.info({ sub: principal.sub, cache: cache.name, path: hash }, 'path pushed (nix copy)');
     return reply.code(204).send();
   });
@@ -124,9 +126,23 @@ async function sendNar(s: Services, req: FastifyRequest, reply: FastifyReply, na
   const length = decompress ? nar.nar_size : nar.file_size;
   reply.header('content-type', 'application/x-nix-nar').header('content-length', length);
   reply.header('cache-control', 'public, max-age=31536000, immutable');
-  if (req.method === 'HEAD') return reply.send();
+  // Fastify's HEAD handling keeps our Content-Length only for a stream payload.
+  if (req.method === 'HEAD') return reply.send(Readable.from([]));
   const chunks = await findNarChunks(s.kysely, nar.id);
+  // A one-chunk NAR's stored frame is the whole .nar.zst: let the client fetch it from the bucket.
+  if (!decompress && s.blobs.presignGet && chunks.length === 1 && chunks[0].stored_size === nar.file_size) {
+    const location = await s.blobs.presignGet(chunks[0].storage_key, presignExpirySeconds(s));
+    reply.removeHeader('content-type').removeHeader('content-length');
+    // The URL expires: the redirect itself must not be cached like the immutable body.
+    return reply.code(302).header('location', location).header('cache-control', 'no-store').send();
+  }
   const body = await openNarBody(s.chunkStore, chunks, decompress);
+  reply.raw.once('finish', () => s.metrics.bytesServed.inc(length));
   return reply.send(body);
 }
 
+const DEFAULT_PRESIGN_EXPIRY_SECONDS = 300;
+
+function presignExpirySeconds(s: Services): number {
+  return (s.config.storage.type === 's3' && s.config.storage.presignExpiry) || DEFAULT_PRESIGN_EXPIRY_SECONDS;
+}

@@ -18,6 +18,6 @@ export function landingRoutes(app: FastifyInstance, s: Services): void {
 <pre>nix build --substituters URL --trusted-public-keys KEY …</pre>
 <h2>Public caches</h2>
 ${caches.length ? `<table><tr><th>cache</th><th>substituter URL</th><th>public key</th></tr>${rows}</table>` : '<p>No public cache.</p>'}
-<p>Health: <a href="/v1/healthz">/v1/healthz</a></p></body></html>`);
+<p><a href="/dashboard">Dashboard</a> · health: <a href="/v1/healthz">/v1/healthz</a></p></body></html>`);
   });
 }

@@ -1,0 +1,71 @@
+import type { ExpressionBuilder, Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
+import type { BlobStore } from '../storage/types.ts';
+
+export interface SweepResult {
+  uploads: number;
+  stagings: number;
+  nars: number;
+  chunks: number;
+}
+
+const CHUNK_BATCH = 1000;
+
+/** No NAR uses the chunk and no push in progress has staged it. */
+function unusedChunk(eb: ExpressionBuilder<Database, 'chunks'>) {
+  return eb.and([
+    eb.not(eb.exists(eb.selectFrom('nar_chunks').select('nar_chunks.chunk_id').whereRef('nar_chunks.chunk_id', '=', 'chunks.id'))),
+    eb.not(
+      eb.exists(eb.selectFrom('chunk_stagings').select('chunk_stagings.chunk_id').whereRef('chunk_stagings.chunk_id', '=', 'chunks.id')),
+    ),
+  ]);
+}
+
+/**
+ * Frees what no cache uses any more, bottom-up: stale upload records, then
+ * NARs no path holds, then chunks no NAR uses. Anything younger than `cutoff`
+ * is left alone — it may belong to a push in progress. Chunk rows are deleted
+ * before their blobs: a failed blob delete leaks storage, never a row that
+ * points at nothing.
+ */
+export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, cutoff: number): Promise<SweepResult> {
+  const uploads = await db.deleteFrom('nar_uploads').where('created_at', '<', cutoff).executeTakeFirst();
+  const stagings = await db.deleteFrom('chunk_stagings').where('created_at', '<', cutoff).executeTakeFirst();
+  const nars = await db
+    .deleteFrom('nars')
+    .where('created_at', '<', cutoff)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('objects as o').select('o.id').whereRef('o.nar_id', '=', 'nars.id'))),
+    )
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('nar_uploads as u').select('u.nar_id').whereRef('u.nar_id', '=', 'nars.id'))),
+    )
+    .executeTakeFirst();
+  let chunks = 0;
+  for (;;) {
+    const candidates = await db
+      .selectFrom('chunks')
+      .select('id')
+      .where('created_at', '<', cutoff)
+      .where(unusedChunk)
+      .limit(CHUNK_BATCH)
+      .execute();
+    if (candidates.length === 0) break;
+    // Re-checked in the DELETE itself: a push may have started using a chunk since the SELECT.
+    const deleted = await db
+      .deleteFrom('chunks')
+      .where('id', 'in', candidates.map((c) => c.id))
+      .where(unusedChunk)
+      .returning('storage_key')
+      .execute();
+    await blobs.delete(deleted.map((d) => d.storage_key));
+    chunks += deleted.length;
+    if (candidates.length < CHUNK_BATCH) break;
+  }
+  return {
+    uploads: Number(uploads.numDeletedRows),
+    stagings: Number(stagings.numDeletedRows),
+    nars: Number(nars.numDeletedRows),
+    chunks,
+  };
+}

@@ -1,0 +1,15 @@
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../services.ts';
+import { gcOnce } from '../jobs.ts';
+
+/** Operator actions (admin token). */
+export function adminRoutes(app: FastifyInstance, s: Services): void {
+  /** Runs one garbage-collection pass now and reports what it removed. */
+  app.post('/_api/v1/gc', async (req) => {
+    const admin = await s.access.requireAdmin(req);
+    const report = await gcOnce(s);
+    for (const [kind, n] of Object.entries(report)) s.metrics.gcDeleted.inc({ kind }, n);
+    req.log.info({ sub: admin.sub, ...report }, 'garbage collection run on request');
+    return report;
+  });
+}
