@@ -46,23 +46,22 @@ export class ChunkStore {
   async *frames(chunks: ChunkRow[], readAhead = 4): AsyncGenerator<Buffer> {
     const pending: Promise<Buffer>[] = [];
     let next = 0;
-    const fetch = (c: ChunkRow) =>
-      this.blobs.getBuffer(c.storage_key).then((buf) => {
+    const fetch = (c: ChunkRow) => {
+      const p = this.blobs.getBuffer(c.storage_key).then((buf) => {
         if (buf.length !== c.stored_size || createHash('sha256').update(buf).digest('hex') !== c.stored_hash) {
           throw new Error(`chunk ${c.hash} is corrupt in storage (${c.storage_key})`);
         }
         return buf;
       });
-    try {
-      while (next < chunks.length && pending.length < readAhead) pending.push(fetch(chunks[next++]));
-      while (pending.length > 0) {
-        const buf = await pending.shift()!;
-        if (next < chunks.length) pending.push(fetch(chunks[next++]));
-        yield buf;
-      }
-    } finally {
-      // Abandoned prefetches must not surface as unhandled rejections.
-      for (const p of pending) p.catch(() => {});
+      // A prefetch may fail before it is awaited; that must not be an unhandled rejection.
+      p.catch(() => {});
+      return p;
+    };
+    while (next < chunks.length && pending.length < readAhead) pending.push(fetch(chunks[next++]));
+    while (pending.length > 0) {
+      const buf = await pending.shift()!;
+      if (next < chunks.length) pending.push(fetch(chunks[next++]));
+      yield buf;
     }
   }
 }

@@ -7,6 +7,11 @@ import { pushApiRoutes } from './routes/push-api.ts';
 import { healthRoutes } from './routes/health.ts';
 import { landingRoutes } from './routes/landing.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { pathRoutes } from './routes/paths.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
+import { chunkRoutes } from './routes/chunks.ts';
+import { statsRoutes } from './routes/stats.ts';
 
 export interface AppOptions {
   logger?: boolean | { level: string };
@@ -30,12 +35,18 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
     void reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} ${req.url}` });
   });
 
+  s.metrics.install(app);
   // Every route, in one list.
   landingRoutes(app, s);
+  dashboardRoutes(app);
   healthRoutes(app, s);
   cacheRoutes(app, s);
   pushApiRoutes(app, s);
+  chunkRoutes(app, s);
+  statsRoutes(app, s);
   tokenRoutes(app, s);
+  adminRoutes(app, s);
+  pathRoutes(app, s);
   binaryCacheRoutes(app, s);
   return app;
 }

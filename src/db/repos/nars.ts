@@ -9,17 +9,19 @@ export function findNarById(db: Kysely<Database>, id: number): Promise<NarRow | 
   return db.selectFrom('nars').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-/** A NAR held by the cache, looked up by the name it is served under. */
+/** A NAR held by the cache (or by one of several), looked up by the name it is served under. */
 export async function findNarInCache(
   db: Kysely<Database>,
-  cacheId: number,
+  cacheIds: number | number[],
   by: { fileHash: string } | { narHash: string },
 ): Promise<NarRow | undefined> {
+  const ids = Array.isArray(cacheIds) ? cacheIds : [cacheIds];
+  if (ids.length === 0) return undefined;
   let q = db
     .selectFrom('nars as n')
     .selectAll('n')
     .where(({ exists, selectFrom }) =>
-      exists(selectFrom('objects as o').select('o.id').whereRef('o.nar_id', '=', 'n.id').where('o.cache_id', '=', cacheId)),
+      exists(selectFrom('objects as o').select('o.id').whereRef('o.nar_id', '=', 'n.id').where('o.cache_id', 'in', ids)),
     );
   q = 'fileHash' in by ? q.where('n.file_hash', '=', by.fileHash) : q.where('n.nar_hash', '=', by.narHash);
   return q.executeTakeFirst();

@@ -1,0 +1,230 @@
+import type { Kysely } from 'kysely';
+import type { ChunkingParams } from '../chunking/fastcdc.ts';
+import type { Principal } from '../token/index.ts';
+import type { CacheRow, ChunkRow, Database } from '../db/schema.ts';
+import { findChunksByHash, findVisibleChunks, stageChunks } from '../db/repos/chunks.ts';
+import { findNarInCache } from '../db/repos/nars.ts';
+import type { ChunkStore } from './chunk-store.ts';
+import { commitNar } from './nar-commit.ts';
+import { recordPath, validatePathMetadata, type PathMetadata } from './paths.ts';
+import { badRequest, LoftError, tooLarge } from './errors.ts';
+
+/**
+ * The negotiated chunk upload (docs/api.md#chunk-negotiation): the client asks
+ * which chunks are missing, uploads those as zstd frames, then commits the NAR
+ * as a list of chunk hashes.
+ *
+ * Visibility rule: a chunk is "present" for a caller only if it belongs to a
+ * NAR of a cache the caller may pull, or was staged for the target cache by an
+ * earlier upload. Anything else is reported missing (a re-upload deduplicates
+ * silently), so probing hashes reveals nothing about caches the caller cannot read.
+ */
+
+export interface ChunkUploadDeps {
+  db: Kysely<Database>;
+  store: ChunkStore;
+  chunking: ChunkingParams;
+}
+
+/** A record is `[sha256: 32][size: u32 BE][frame length: u32 BE][frame]`. */
+const RECORD_HEADER = 40;
+const HEX_SHA256 = /^[0-9a-f]{64}$/;
+/** Chunk records verified and stored at once per request (each holds one frame in memory). */
+const RECORD_CONCURRENCY = 8;
+
+export class MissingChunksError extends LoftError {
+  constructor(readonly missing: string[]) {
+    super('bad_request', `${missing.length} chunks are missing or not uploaded for this cache`);
+  }
+}
+
+/** Validates a list of chunk hashes (lowercase sha256 hex). */
+export function parseChunkHashes(list: unknown, max: number): string[] {
+  if (!Array.isArray(list)) throw badRequest("'chunks' must be an array of sha256 hex strings");
+  if (list.length > max) throw badRequest(`at most ${max} chunk hashes per request, got ${list.length}`);
+  const bad = list.find((h) => typeof h !== 'string' || !HEX_SHA256.test(h));
+  if (bad !== undefined) throw badRequest(`invalid chunk hash '${String(bad)}': expected 64 lowercase hex digits`);
+  return list as string[];
+}
+
+/** Ids of the caches whose content the caller may read: public ones and those the token grants pull on. */
+export function pullableCacheIds(caches: CacheRow[], principal: Principal): number[] {
+  return caches.filter((c) => c.is_public === 1 || principal.can(c.name, 'pull')).map((c) => c.id);
+}
+
+/**
+ * The hashes the caller must upload. Chunks reported present are staged for
+ * the cache so garbage collection keeps them until the NAR is committed.
+ */
+export async function findMissingChunks(
+  db: Kysely<Database>,
+  cache: CacheRow,
+  pullable: number[],
+  hashes: string[],
+): Promise<string[]> {
+  const unique = [...new Set(hashes)];
+  const visible = await findVisibleChunks(db, unique, pullable, cache.id);
+  await stageChunks(db, cache.id, [...visible.values()].map((c) => c.id), Date.now());
+  return unique.filter((h) => !visible.has(h));
+}
+
+/**
+ * Reads chunk records from an upload body, verifying each frame against its
+ * hash and size before storing it. A chunk the server already has is staged
+ * and not stored again. Records completed before a failure stay stored and
+ * staged: a client that resumes does not upload them again.
+ */
+export async function receiveChunks(
+  d: ChunkUploadDeps,
+  cache: CacheRow,
+  pullable: number[],
+  body: AsyncIterable<Buffer>,
+  maxBytes: number,
+): Promise<{ stored: number; deduplicated: number }> {
+  const counts = { stored: 0, deduplicated: 0 };
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  const track = (p: Promise<void>) => {
+    const tracked = p.catch((e) => void (failure ??= e)).finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  };
+  try {
+    for await (const record of readRecords(body, d.chunking.maxSize, maxBytes)) {
+      if (failure) break;
+      track(storeRecord(d, cache, pullable, record, counts));
+      if (inFlight.size >= RECORD_CONCURRENCY) await Promise.race(inFlight);
+    }
+  } finally {
+    await Promise.all(inFlight);
+  }
+  if (failure) throw failure;
+  return counts;
+}
+
+interface ChunkRecord {
+  hash: string;
+  size: number;
+  frame: Buffer;
+}
+
+async function storeRecord(
+  d: ChunkUploadDeps,
+  cache: CacheRow,
+  pullable: number[],
+  r: ChunkRecord,
+  counts: { stored: number; deduplicated: number },
+): Promise<void> {
+  let data: Buffer;
+  try {
+    ({ data } = await d.store.pool.verifyAndDecompress(r.frame, r.hash, r.size));
+  } catch (e) {
+    const msg = (e as Error).message;
+    // The worker's messages already name the chunk; anything else (a closed pool) is not the client's fault.
+    if (msg.startsWith(`chunk ${r.hash}:`)) throw badRequest(msg);
+    throw e;
+  }
+  if (data.length !== r.size) throw badRequest(`chunk ${r.hash}: declared ${r.size} bytes, the frame holds ${data.length}`);
+  const existing = (await findChunksByHash(d.db, [r.hash])).get(r.hash);
+  // Only a chunk the caller could already see counts as deduplicated: the answer must not reveal
+  // that a chunk existed in a cache the caller cannot read.
+  const seen = existing !== undefined && (await findVisibleChunks(d.db, [r.hash], pullable, cache.id)).has(r.hash);
+  const row = existing ?? (await d.store.storeFrame(r.hash, r.size, r.frame));
+  if (seen) counts.deduplicated++;
+  else counts.stored++;
+  await stageChunks(d.db, cache.id, [row.id], Date.now());
+}
+
+/** zstd's worst-case expansion (ZSTD_compressBound) plus room for frame headers and checksums. */
+function maxFrameLength(size: number): number {
+  return size + (size >> 8) + 1024;
+}
+
+/** Splits the body into records; fails on a malformed header, oversized data or a trailing partial record. */
+async function* readRecords(body: AsyncIterable<Buffer>, maxChunkSize: number, maxBytes: number): AsyncGenerator<ChunkRecord> {
+  const reader = new ExactReader(body, maxBytes);
+  for (;;) {
+    const header = await reader.read(RECORD_HEADER);
+    if (header === null) return;
+    const hash = header.subarray(0, 32).toString('hex');
+    const size = header.readUInt32BE(32);
+    const length = header.readUInt32BE(36);
+    if (size > maxChunkSize) throw badRequest(`chunk ${hash}: ${size} bytes exceeds the chunk size limit of ${maxChunkSize}`);
+    if (length === 0 || length > maxFrameLength(size)) {
+      throw badRequest(`chunk ${hash}: a frame of ${length} bytes is impossible for ${size} bytes of data`);
+    }
+    const frame = await reader.read(length);
+    if (frame === null) throw badRequest(`chunk ${hash}: the body ends inside its record`);
+    yield { hash, size, frame };
+  }
+}
+
+/** Reads exact byte counts off a stream of pieces. */
+class ExactReader {
+  readonly #it: AsyncIterator<Buffer>;
+  #pieces: Buffer[] = [];
+  #buffered = 0;
+  #total = 0;
+
+  constructor(
+    body: AsyncIterable<Buffer>,
+    private readonly maxBytes: number,
+  ) {
+    this.#it = body[Symbol.asyncIterator]();
+  }
+
+  /** `n` bytes, or null at a clean end of stream; a stream ending part-way through is a 400. */
+  async read(n: number): Promise<Buffer | null> {
+    while (this.#buffered < n) {
+      const { value, done } = await this.#it.next();
+      if (done) {
+        if (this.#buffered === 0) return null;
+        throw badRequest(`the chunk upload body ends inside a record`);
+      }
+      this.#total += value.length;
+      if (this.#total > this.maxBytes) throw tooLarge(`chunk upload body exceeds the ${this.maxBytes}-byte limit`);
+      this.#pieces.push(value);
+      this.#buffered += value.length;
+    }
+    const all = this.#pieces.length === 1 ? this.#pieces[0] : Buffer.concat(this.#pieces);
+    const out = Buffer.from(all.subarray(0, n)); // a copy: the frame outlives the network buffer
+    const rest = all.subarray(n);
+    this.#pieces = rest.length > 0 ? [rest] : [];
+    this.#buffered = rest.length;
+    return out;
+  }
+}
+
+export interface ChunkedNarCommit {
+  meta: PathMetadata;
+  chunks: string[];
+  pullable: number[];
+  sub: string | null;
+}
+
+/**
+ * Makes a path visible from a NAR the client uploaded as chunks. A NAR the
+ * caller can already read is reused as is; otherwise every chunk must be
+ * visible to the caller, and the chunks are read back and checked against the
+ * claimed NarHash, NarSize and NAR structure before anything is recorded.
+ */
+export async function commitChunkedNar(
+  d: ChunkUploadDeps,
+  cache: CacheRow,
+  c: ChunkedNarCommit,
+): Promise<{ kind: 'uploaded' | 'deduplicated'; nar_size: number }> {
+  const p = validatePathMetadata(cache, c.meta);
+  const readable = await findNarInCache(d.db, c.pullable, { narHash: p.narHash });
+  if (readable) {
+    await recordPath(d.db, cache, p, readable, c.sub);
+    return { kind: 'deduplicated', nar_size: p.narSize };
+  }
+  const visible = await findVisibleChunks(d.db, [...new Set(c.chunks)], c.pullable, cache.id);
+  const missing = [...new Set(c.chunks.filter((h) => !visible.has(h)))];
+  if (missing.length > 0) throw new MissingChunksError(missing);
+  const rows: ChunkRow[] = c.chunks.map((h) => visible.get(h)!);
+  const total = rows.reduce((sum, r) => sum + r.size, 0);
+  if (total !== p.narSize) throw badRequest(`NarSize mismatch: claimed ${p.narSize}, the chunks hold ${total} bytes`);
+  const nar = await commitNar(d.db, d.store, rows, p, { verifyContent: true });
+  await recordPath(d.db, cache, p, nar, c.sub);
+  return { kind: 'uploaded', nar_size: p.narSize };
+}
