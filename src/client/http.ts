@@ -1,6 +1,9 @@
 // A typed client for Loft's JSON API and chunk protocol (docs/api.md). It runs in
 // the CLI, so it depends on nothing server-side.
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CacheConfig, NarInfoJson } from '../api/v1.ts';
+
+export type { CacheConfig, NarInfoJson };
 
 export interface ServerInfo {
   version: string;
@@ -9,33 +12,9 @@ export interface ServerInfo {
   chunk_compression: 'zstd';
 }
 
-/** A path's metadata as the push API takes it (docs/api.md#upload-path). */
-export interface NarInfoJson {
-  cache: string;
-  store_path: string;
-  nar_hash: string;
-  nar_size: number;
-  references: string[];
-  deriver?: string | null;
-  sigs: string[];
-  ca?: string | null;
-}
-
 export interface NarCommitResult {
   kind: 'uploaded' | 'deduplicated';
   nar_size: number;
-}
-
-export interface CacheConfig {
-  name: string;
-  public_key: string;
-  is_public: boolean;
-  priority: number;
-  store_dir: string;
-  upstream_cache_key_names: string[];
-  retention_period: number | null;
-  created_at: string;
-  url: string;
 }
 
 export const CHUNKS_CONTENT_TYPE = 'application/x-loft-chunks';

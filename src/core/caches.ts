@@ -15,31 +15,6 @@ export interface CacheSettings {
   retentionSeconds?: number | null;
 }
 
-/** The cache as the API shows it; the secret key never leaves the server. */
-export interface CacheView {
-  name: string;
-  public_key: string;
-  is_public: boolean;
-  priority: number;
-  store_dir: string;
-  upstream_cache_key_names: string[];
-  retention_period: number | null;
-  created_at: string;
-}
-
-export function cacheView(c: CacheRow): CacheView {
-  return {
-    name: c.name,
-    public_key: c.public_key,
-    is_public: c.is_public === 1,
-    priority: c.priority,
-    store_dir: c.store_dir,
-    upstream_cache_key_names: JSON.parse(c.upstream_key_names) as string[],
-    retention_period: c.retention_seconds,
-    created_at: new Date(c.created_at).toISOString(),
-  };
-}
-
 const CACHE_TTL_MS = 2000;
 
 export function invalidCacheNameMessage(name: string): string {

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
-import { cacheView, invalidCacheNameMessage, type CacheSettings } from '../../core/caches.ts';
+import { invalidCacheNameMessage, type CacheSettings } from '../../core/caches.ts';
+import type { CacheConfig } from '../../api/v1.ts';
+import type { CacheRow } from '../../db/schema.ts';
 import { isValidCacheName } from '../../token/index.ts';
 import { badRequest } from '../../core/errors.ts';
 
@@ -29,6 +31,20 @@ const settingsSchema = {
   },
 } as const;
 
+function cacheConfig(c: CacheRow, baseUrl: string): CacheConfig {
+  return {
+    name: c.name,
+    public_key: c.public_key,
+    is_public: c.is_public === 1,
+    priority: c.priority,
+    store_dir: c.store_dir,
+    upstream_cache_key_names: JSON.parse(c.upstream_key_names) as string[],
+    retention_period: c.retention_seconds,
+    created_at: new Date(c.created_at).toISOString(),
+    url: `${baseUrl}/${c.name}`,
+  };
+}
+
 function settingsOf(b: CacheConfigBody): CacheSettings {
   return {
     isPublic: b.is_public,
@@ -50,13 +66,13 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
     return {
       caches: all
         .filter((c) => c.is_public === 1 || principal.hasAnyOn(c.name))
-        .map((c) => ({ ...cacheView(c), url: `${publicUrl(req)}/${c.name}` })),
+        .map((c) => cacheConfig(c, publicUrl(req))),
     };
   });
 
   app.get<{ Params: Params }>('/_api/v1/cache-config/:cache', async (req) => {
     const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
-    return { ...cacheView(cache), url: `${publicUrl(req)}/${cache.name}` };
+    return cacheConfig(cache, publicUrl(req));
   });
 
   app.post<{ Params: Params; Body: CacheConfigBody }>(
@@ -69,7 +85,7 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
       if (req.body.regenerate_keypair !== undefined) throw badRequest('regenerate_keypair applies to PATCH only');
       const cache = await s.caches.create(req.params.cache, settingsOf(req.body ?? {}));
       req.log.info({ sub: principal.sub, cache: cache.name }, 'cache created');
-      return reply.code(201).send({ ...cacheView(cache), url: `${publicUrl(req)}/${cache.name}` });
+      return reply.code(201).send(cacheConfig(cache, publicUrl(req)));
     },
   );
 
@@ -84,7 +100,7 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
       }
       const cache = await s.caches.configure(req.params.cache, { ...settingsOf(b), regenerateKey: b.regenerate_keypair });
       req.log.info({ sub: principal.sub, cache: cache.name, changed: Object.keys(b) }, 'cache configured');
-      return { ...cacheView(cache), url: `${publicUrl(req)}/${cache.name}` };
+      return cacheConfig(cache, publicUrl(req));
     },
   );
 

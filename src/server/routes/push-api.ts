@@ -3,24 +3,13 @@ import type { Services } from '../services.ts';
 import { findMissingPaths } from '../../db/repos/objects.ts';
 import { uploadPath } from '../../core/push.ts';
 import type { PathMetadata } from '../../core/paths.ts';
+import type { NarInfoJson } from '../../api/v1.ts';
 import { badRequest, tooLarge } from '../../core/errors.ts';
 import { isValidStorePathHash } from '../../nix/store-path.ts';
 import { bodyStream } from '../body.ts';
 import { Readable } from 'node:stream';
 
 const MAX_MISSING_QUERY = 100_000;
-
-/** Wire form of a path's metadata (docs/api.md#upload-path). */
-interface NarInfoJson {
-  cache: string;
-  store_path: string;
-  nar_hash: string;
-  nar_size: number;
-  references: string[];
-  deriver?: string | null;
-  sigs?: string[];
-  ca?: string | null;
-}
 
 export function metadataOf(j: NarInfoJson): PathMetadata {
   return {

@@ -1,0 +1,32 @@
+/**
+ * The JSON shapes of `/_api/v1` that the server sends and the client reads
+ * (docs/api.md). One definition, imported by both sides.
+ */
+
+/** A cache as the API shows it; the secret key never leaves the server. */
+export interface CacheConfig {
+  name: string;
+  /** Nix public key `name:base64`, for `trusted-public-keys`. */
+  public_key: string;
+  is_public: boolean;
+  priority: number;
+  store_dir: string;
+  upstream_cache_key_names: string[];
+  /** Seconds; null = the server default. */
+  retention_period: number | null;
+  created_at: string;
+  /** The substituter URL. */
+  url: string;
+}
+
+/** A path's metadata as the push API takes it (`X-Loft-Nar-Info`, `POST /_api/v1/nar`). */
+export interface NarInfoJson {
+  cache: string;
+  store_path: string;
+  nar_hash: string;
+  nar_size: number;
+  references: string[];
+  deriver?: string | null;
+  sigs?: string[];
+  ca?: string | null;
+}
