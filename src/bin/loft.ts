@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 
+// Chunk files are written and fsynced many at a time; libuv's default of 4
+// threads would serialise those syncs. Must be set before the pool starts.
+process.env.UV_THREADPOOL_SIZE ??= '32';
+
 /** `loft`: the server (`serve`, offline `token`) and the client commands, loaded lazily. */
 const program = new Command('loft')
   .description('Loft: a Nix binary cache server and client')
@@ -30,6 +34,8 @@ program
     const { runTokenCommand } = await import('../cli/commands/token.ts');
     await runTokenCommand(args);
   });
+
+(await import('../cli/program.ts')).registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`error: ${e.message}`);
