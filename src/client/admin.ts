@@ -1,13 +1,6 @@
-// Cache administration and inspection calls of the JSON API (docs/api.md) that LoftClient
-// (src/client/http.ts) does not have. LoftClient has no public request method and keeps its
-// token private, so these take the endpoint and token directly. Errors are LoftApiError, as
-// LoftClient's are. These calls change state, so they are never retried.
-import { LoftApiError, type CacheConfig } from './http.ts';
-
-export interface AdminTarget {
-  endpoint: string;
-  token?: string;
-}
+// Cache administration and inspection calls of the JSON API (docs/api.md). Calls that change
+// state are not retried; reads are, like every LoftClient call.
+import type { CacheConfig, LoftClient } from './http.ts';
 
 /** The POST/PATCH body of /_api/v1/cache-config/{cache}; absent fields are left alone. */
 export interface CacheSettingsBody {
@@ -48,65 +41,34 @@ export interface PathInfo {
   dedup_ratio: number;
 }
 
-async function request<T>(t: AdminTarget, method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'loft-client' };
-  if (t.token) headers.authorization = `Bearer ${t.token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const endpoint = t.endpoint.replace(/\/+$/, '');
-  const what = `${method} ${path}`;
-  let res: Response;
-  try {
-    res = await fetch(endpoint + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch (e) {
-    const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`cannot reach ${endpoint}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, { cause: e });
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    let parsed: Record<string, unknown> | undefined;
-    try {
-      parsed = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      parsed = text ? { message: text.slice(0, 500) } : undefined;
-    }
-    const code = typeof parsed?.error === 'string' ? parsed.error : res.statusText || 'error';
-    throw new LoftApiError(res.status, code, parsed, what);
-  }
-  return (text ? JSON.parse(text) : undefined) as T;
-}
-
 const enc = encodeURIComponent;
 
-export async function listCaches(t: AdminTarget): Promise<CacheConfig[]> {
-  return (await request<{ caches: CacheConfig[] }>(t, 'GET', '/_api/v1/caches')).caches;
+export async function listCaches(c: LoftClient): Promise<CacheConfig[]> {
+  return (await c.request<{ caches: CacheConfig[] }>('GET', '/_api/v1/caches')).caches;
 }
 
-export function getCacheConfig(t: AdminTarget, cache: string): Promise<CacheConfig> {
-  return request(t, 'GET', `/_api/v1/cache-config/${enc(cache)}`);
+export function createCache(c: LoftClient, cache: string, settings: CacheSettingsBody): Promise<CacheConfig> {
+  return c.request('POST', `/_api/v1/cache-config/${enc(cache)}`, settings, { retry: false });
 }
 
-export function createCache(t: AdminTarget, cache: string, settings: CacheSettingsBody): Promise<CacheConfig> {
-  return request(t, 'POST', `/_api/v1/cache-config/${enc(cache)}`, settings);
+export function configureCache(c: LoftClient, cache: string, patch: CacheSettingsBody): Promise<CacheConfig> {
+  return c.request('PATCH', `/_api/v1/cache-config/${enc(cache)}`, patch, { retry: false });
 }
 
-export function configureCache(t: AdminTarget, cache: string, patch: CacheSettingsBody): Promise<CacheConfig> {
-  return request(t, 'PATCH', `/_api/v1/cache-config/${enc(cache)}`, patch);
+export async function destroyCache(c: LoftClient, cache: string): Promise<void> {
+  await c.request('DELETE', `/_api/v1/cache-config/${enc(cache)}`, undefined, { retry: false });
 }
 
-export async function destroyCache(t: AdminTarget, cache: string): Promise<void> {
-  await request(t, 'DELETE', `/_api/v1/cache-config/${enc(cache)}`);
+export function cacheStats(c: LoftClient, cache: string): Promise<CacheStats> {
+  return c.request('GET', `/_api/v1/caches/${enc(cache)}/stats`);
 }
 
-export function cacheStats(t: AdminTarget, cache: string): Promise<CacheStats> {
-  return request(t, 'GET', `/_api/v1/caches/${enc(cache)}/stats`);
+export function pathInfo(c: LoftClient, cache: string, hash: string): Promise<PathInfo> {
+  return c.request('GET', `/_api/v1/path-info/${enc(cache)}/${enc(hash)}`);
 }
 
-export function pathInfo(t: AdminTarget, cache: string, hash: string): Promise<PathInfo> {
-  return request(t, 'GET', `/_api/v1/path-info/${enc(cache)}/${enc(hash)}`);
-}
-
-export async function deletePaths(t: AdminTarget, cache: string, hashes: string[], force: boolean): Promise<number> {
+export async function deletePaths(c: LoftClient, cache: string, hashes: string[], force: boolean): Promise<number> {
   const body: Record<string, unknown> = { cache, store_path_hashes: hashes };
   if (force) body.force = true;
-  return (await request<{ deleted: number }>(t, 'POST', '/_api/v1/delete-paths', body)).deleted;
+  return (await c.request<{ deleted: number }>('POST', '/_api/v1/delete-paths', body, { retry: false })).deleted;
 }

@@ -45,6 +45,8 @@ interface RequestOptions {
   body?: Uint8Array<ArrayBuffer> | string;
   contentType?: string;
   signal?: AbortSignal;
+  /** Overrides the client's retry count. */
+  retries?: number;
 }
 
 const BASE_DELAY_MS = 250;
@@ -101,13 +103,23 @@ export class LoftClient {
     return this.#json('GET', `/_api/v1/cache-config/${encodeURIComponent(cache)}`, undefined, signal);
   }
 
-  async #json<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  /**
+   * A JSON call of the API. Retried like every request unless `retry: false`:
+   * calls that change state (create, delete) are not repeated blindly.
+   */
+  async request<T>(method: string, path: string, body?: unknown, opts: { retry?: boolean; signal?: AbortSignal } = {}): Promise<T> {
     const res = await this.#request(method, path, {
       body: body === undefined ? undefined : JSON.stringify(body),
       contentType: body === undefined ? undefined : 'application/json',
-      signal,
+      signal: opts.signal,
+      retries: opts.retry === false ? 0 : undefined,
     });
-    return (await res.json()) as T;
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  #json<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.request<T>(method, path, body, { signal });
   }
 
   /** One request, retried on network errors, 5xx and 429 with exponential backoff and jitter. */
@@ -116,18 +128,19 @@ export class LoftClient {
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
     if (o.contentType) headers['content-type'] = o.contentType;
     const what = `${method} ${path.split('?')[0]}`;
+    const retries = o.retries ?? this.#retries;
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
         res = await fetch(this.endpoint + path, { method, headers, body: o.body, signal: o.signal });
       } catch (e) {
-        if (o.signal?.aborted || attempt >= this.#retries) throw new Error(`${what}: ${describe(e)}`, { cause: e });
+        if (o.signal?.aborted || attempt >= retries) throw new Error(`cannot reach ${this.endpoint} (${what}): ${describe(e)}`, { cause: e });
         await sleep(backoff(attempt), undefined, { signal: o.signal });
         continue;
       }
       if (res.ok) return res;
       const retryable = res.status >= 500 || res.status === 429;
-      if (!retryable || attempt >= this.#retries) throw await apiError(res, what);
+      if (!retryable || attempt >= retries) throw await apiError(res, what);
       await res.body?.cancel();
       await sleep(retryAfter(res) ?? backoff(attempt), undefined, { signal: o.signal });
     }
@@ -159,9 +172,10 @@ function retryAfter(res: Response): number | undefined {
   return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 60_000) : undefined;
 }
 
+/** The useful part of a fetch failure: undici hides the system error (ECONNREFUSED …) in `cause`. */
 function describe(e: unknown): string {
   const err = e as Error & { cause?: { code?: string; message?: string } };
-  return err.cause?.message ? `${err.message} (${err.cause.code ?? err.cause.message})` : err.message;
+  return err.cause?.code ?? err.cause?.message ?? err.message;
 }
 
 /** The header of one chunk record: `[sha256: 32][size: u32 BE][frame length: u32 BE]`, then the zstd frame. */

@@ -24,7 +24,7 @@ export type PushProgress =
 export interface PushNarOptions {
   /** Chunk-upload requests in flight at once (default 4). */
   parallelUploads?: number;
-  /** Chunks asked about per /chunks/missing call (default 512; a window also ends at 32 MiB). */
+  /** Chunks asked about per /chunks/missing call (default 256; a window also ends at 8 MiB). */
   windowChunks?: number;
   onProgress?: (ev: PushProgress) => void;
   /** zstd level of uploaded chunks (default 3); ignored when `pool` is given. */
@@ -52,7 +52,13 @@ export interface PushNarResult {
   dedupedBytes: number;
 }
 
-const WINDOW_BYTES = 32 * 1024 * 1024;
+/**
+ * Memory per push is about two windows of raw chunks plus `parallelUploads`
+ * request bodies, so both are kept small (the server accepts bodies up to its
+ * max_chunk_request_bytes; smaller ones cost only a few more requests).
+ */
+const WINDOW_BYTES = 8 * 1024 * 1024;
+const REQUEST_BYTES = 8 * 1024 * 1024;
 
 interface Chunk {
   hash: string;
@@ -80,12 +86,13 @@ export async function pushNar(
   const pool = opts.pool ?? new ChunkWorkerPool({ level: opts.compressionLevel ?? 3 });
   const result = { narSize: 0, uploadedChunks: 0, uploadedBytes: 0, dedupedBytes: 0 };
   const emit = opts.onProgress ?? (() => {});
-  const sender = new ChunkSender(client, cache, info.max_chunk_request_bytes, opts.parallelUploads ?? 4, pool, signal, (n, bytes) => {
+  const requestBytes = Math.min(info.max_chunk_request_bytes, REQUEST_BYTES);
+  const sender = new ChunkSender(client, cache, requestBytes, opts.parallelUploads ?? 4, pool, signal, (n, bytes) => {
     result.uploadedChunks += n;
     result.uploadedBytes += bytes;
     emit({ type: 'uploaded', bytes, chunks: n });
   });
-  const windowChunks = opts.windowChunks ?? 512;
+  const windowChunks = opts.windowChunks ?? 256;
   const hashes: string[] = [];
   /** Chunks already uploaded or reported present during this push. */
   const handled = new Set<string>();

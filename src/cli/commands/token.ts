@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { decodeJwt } from 'jose';
 import { loadConfig } from '../../server/config.ts';
 import { LOFT_CLAIM, type Permission } from '../../token/index.ts';
+import { defaultServerFromConfigSync } from '../config.ts';
 
 /** Environment that points at a server's own config: `loft token` then works offline, like atticadm. */
 const OFFLINE_ENV = ['LOFT_CONFIG', 'LOFT_TOKEN_HS256_SECRET', 'LOFT_DATA_DIR'] as const;
@@ -145,9 +146,11 @@ interface TokenListEntry {
 }
 
 function apiOf(opts: ModeOptions): Api {
-  const endpoint = opts.endpoint ?? process.env.LOFT_SERVER;
-  const token = opts.token ?? process.env.LOFT_TOKEN;
-  if (!endpoint) throw new Error('no server: pass --endpoint URL or set LOFT_SERVER (or use --server-config FILE offline)');
+  // Without --endpoint and LOFT_SERVER: the default server of `loft login` (its token unless given).
+  const saved = (opts.endpoint ?? process.env.LOFT_SERVER) ? undefined : defaultServerFromConfigSync();
+  const endpoint = opts.endpoint ?? process.env.LOFT_SERVER ?? saved?.endpoint;
+  const token = opts.token ?? process.env.LOFT_TOKEN ?? saved?.token;
+  if (!endpoint) throw new Error('no server: pass --endpoint URL or set LOFT_SERVER, or run `loft login` (or use --server-config FILE offline)');
   if (!token) throw new Error('no admin token: pass --token TOKEN or set LOFT_TOKEN');
   return { endpoint: endpoint.replace(/\/+$/, ''), token };
 }

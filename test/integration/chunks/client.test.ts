@@ -48,5 +48,5 @@ test('other 4xx fail at once with the server message; retries give up after the 
 
 test('network errors are retried, then reported', async () => {
   const client = new LoftClient({ endpoint: 'http://127.0.0.1:9', retries: 1 });
-  await assert.rejects(client.serverInfo(), /GET \/_api\/v1\/server-info: fetch failed/);
+  await assert.rejects(client.serverInfo(), /cannot reach http:\/\/127\.0\.0\.1:9 \(GET \/_api\/v1\/server-info\)/);
 });
