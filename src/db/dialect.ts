@@ -27,6 +27,25 @@ export function dialectKindOf(url: string): DialectKind {
   return /^postgres(ql)?:\/\//.test(url) ? 'postgres' : 'sqlite';
 }
 
+/** Past statement_timeout, the server had its chance to cancel the query itself. */
+const QUERY_DEADLINE_MARGIN_MS = 1000;
+
+/**
+ * statement_timeout is enforced by the server, so it cannot end a query the server never answers
+ * (host frozen, network cut, failover in progress). Past the deadline the connection is ended:
+ * the query fails with "Connection terminated" (answered 503) and the pool replaces the connection.
+ */
+function endHungQueries(client: pg.PoolClient, deadlineMs: number): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  client.query = ((...args: unknown[]) => {
+    const result = query(...args);
+    // Kysely only uses the promise form; callback and submittable forms pass through.
+    if (!(result instanceof Promise)) return result;
+    const timer = setTimeout(() => void client.end().catch(() => {}), deadlineMs);
+    return result.finally(() => clearTimeout(timer));
+  }) as typeof client.query;
+}
+
 export function openDatabase(cfg: DatabaseConfig): Db {
   const kind = dialectKindOf(cfg.url);
   if (kind === 'postgres') {
@@ -35,9 +54,15 @@ export function openDatabase(cfg: DatabaseConfig): Db {
       max: cfg.poolSize ?? 10,
       connectionTimeoutMillis: 5000,
       statement_timeout: cfg.statementTimeoutMs || undefined,
+      // Idle pooled connections otherwise die silently in NATs and firewalls (AWS NAT: 350 s idle).
+      keepAlive: true,
     });
     // An idle client losing its connection (database restart) must not crash the process.
     pool.on('error', () => {});
+    if (cfg.statementTimeoutMs) {
+      const deadlineMs = cfg.statementTimeoutMs + QUERY_DEADLINE_MARGIN_MS;
+      pool.on('connect', (client) => endHungQueries(client, deadlineMs));
+    }
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { kysely, kind, close: () => kysely.destroy() };
   }

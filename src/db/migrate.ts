@@ -1,18 +1,26 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
-import type { Db } from './dialect.ts';
+import type { Db, DialectKind } from './dialect.ts';
 import { initialSchema } from './migrations/0001_initial.ts';
 import { leases } from './migrations/0002_leases.ts';
+import { chunkStorageKeyIndex } from './migrations/0003_chunk_storage_key.ts';
 
-function migrationsFor(db: Db): Record<string, Migration> {
-  return { '0001_initial': initialSchema(db.kind), '0002_leases': leases };
-}
+/** Every migration, in order; append only. */
+const MIGRATIONS: Record<string, (kind: DialectKind) => Migration> = {
+  '0001_initial': initialSchema,
+  '0002_leases': () => leases,
+  '0003_chunk_storage_key': () => chunkStorageKeyIndex,
+};
+
+export const MIGRATION_NAMES = Object.keys(MIGRATIONS);
 
 /**
  * Brings the schema up to date. Kysely's migrator takes a lock (an advisory
  * lock on PostgreSQL), so several replicas starting at once are safe.
  */
 export async function migrateToLatest(db: Db): Promise<string[]> {
-  const provider: MigrationProvider = { getMigrations: async () => migrationsFor(db) };
+  const provider: MigrationProvider = {
+    getMigrations: async () => Object.fromEntries(Object.entries(MIGRATIONS).map(([name, make]) => [name, make(db.kind)])),
+  };
   const migrator = new Migrator({ db: db.kysely, provider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

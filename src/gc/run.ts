@@ -3,6 +3,7 @@ import type { Database } from '../db/schema.ts';
 import type { BlobStore } from '../storage/types.ts';
 import { expireUnusedPaths } from './retention.ts';
 import { sweepUnreferenced, type SweepResult } from './sweep.ts';
+import { sweepOrphanBlobs } from './orphan-blobs.ts';
 
 export interface GcOptions {
   /** Server default retention in seconds when a cache has none (0 = keep forever). */
@@ -14,6 +15,8 @@ export interface GcOptions {
 
 export interface GcReport extends SweepResult {
   expiredPaths: number;
+  /** Blobs no chunk row names (left by killed uploads). */
+  orphanBlobs: number;
 }
 
 /** One garbage-collection pass over every cache, then the global NAR and chunk space. */
@@ -24,6 +27,8 @@ export async function runGarbageCollection(db: Kysely<Database>, blobs: BlobStor
     const retention = cache.retention_seconds ?? o.defaultRetentionSeconds;
     if (retention > 0) expiredPaths += await expireUnusedPaths(db, cache.id, retention, now);
   }
-  const swept = await sweepUnreferenced(db, blobs, now - o.graceSeconds * 1000);
-  return { expiredPaths, ...swept };
+  const cutoff = now - o.graceSeconds * 1000;
+  const swept = await sweepUnreferenced(db, blobs, cutoff);
+  const orphanBlobs = await sweepOrphanBlobs(db, blobs, cutoff);
+  return { expiredPaths, ...swept, orphanBlobs };
 }

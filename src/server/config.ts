@@ -73,6 +73,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       accessKeyId: env.LOFT_S3_ACCESS_KEY_ID ?? st.optStr('access_key_id'),
       secretAccessKey: env.LOFT_S3_SECRET_ACCESS_KEY ?? st.optStr('secret_access_key'),
       redirect: st.bool('redirect', false),
+      presignExpiry: st.num('presign_expiry_seconds', 300),
     };
   } else {
     throw new Error(`config: storage.type must be "local" or "s3", not "${storageType}"`);

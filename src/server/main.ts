@@ -52,7 +52,10 @@ export async function serve(opts: ServeOptions): Promise<void> {
     stopping = true;
     app.log.info({ signal }, 'shutting down: finishing requests in flight');
     await jobs?.stop();
+    // Keep-alive connections whose last response ends during close() would otherwise hold the process for keepAliveTimeout.
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 250);
     await app.close();
+    clearInterval(sweep);
     await services.close();
     process.exit(0);
   };

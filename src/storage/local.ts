@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { assertValidKey, assertValidPrefix } from './keys.ts';
 import { assertValidRange } from './range.ts';
-import { BlobNotFoundError, type BlobStore, type ByteRange } from './types.ts';
+import { BlobNotFoundError, type BlobListing, type BlobStore, type ByteRange } from './types.ts';
 
 export interface LocalStorageConfig { type: 'local'; path: string }
 
@@ -79,13 +79,13 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<{ key: string; size: number }> {
+  async *list(prefix: string): AsyncIterable<BlobListing> {
     assertValidPrefix(prefix);
     const inPrefix = (rel: string): boolean => rel.startsWith(prefix) || prefix.startsWith(rel);
     for await (const key of this.#walk('', inPrefix)) {
       if (path.posix.basename(key).startsWith(TEMP_PREFIX) || !key.startsWith(prefix)) continue;
-      const size = await this.head(key).catch(() => null);
-      if (size) yield { key, size: size.size };
+      const st = await stat(this.#pathOf(key)).catch(() => null);
+      if (st?.isFile()) yield { key, size: st.size, modifiedAt: st.mtimeMs };
     }
   }
 

@@ -14,7 +14,7 @@ import { assertValidKey, assertValidPrefix } from './keys.ts';
 import { assertValidRange } from './range.ts';
 import { rethrowS3NotFound, isS3NotFound } from './s3-errors.ts';
 import { presignGetObject } from './s3-presign.ts';
-import type { BlobStore, ByteRange } from './types.ts';
+import type { BlobListing, BlobStore, ByteRange } from './types.ts';
 
 export interface S3StorageConfig {
   type: 's3';
@@ -192,7 +192,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<{ key: string; size: number }> {
+  async *list(prefix: string): AsyncIterable<BlobListing> {
     assertValidPrefix(prefix);
     let ContinuationToken: string | undefined;
     do {
@@ -206,7 +206,11 @@ export class S3BlobStore implements BlobStore {
       );
       for (const object of out.Contents ?? []) {
         if (object.Key === undefined) continue;
-        yield { key: object.Key.slice(this.#prefix.length), size: object.Size ?? 0 };
+        yield {
+          key: object.Key.slice(this.#prefix.length),
+          size: object.Size ?? 0,
+          modifiedAt: object.LastModified?.getTime() ?? 0,
+        };
       }
       ContinuationToken = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (ContinuationToken !== undefined);

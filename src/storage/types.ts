@@ -1,6 +1,13 @@
 import type { Readable } from 'node:stream';
 export interface ByteRange { start: number; end?: number /* inclusive */ }
 export class BlobNotFoundError extends Error { constructor(readonly key: string) { super(`blob not found: ${key}`); this.name = 'BlobNotFoundError'; } }
+/** One listed object; `modifiedAt` (ms since the epoch) lets sweeps spare objects still being written. */
+export interface BlobListing {
+  key: string;
+  size: number;
+  modifiedAt: number;
+}
+
 export interface BlobStore {
   readonly kind: 'local' | 's3';
   /** Stores the whole body under key; the object becomes visible only when complete (never a partial object under the key). Resolves with the byte count written. Rejects (and leaves nothing behind) if the body stream errors. */
@@ -13,7 +20,7 @@ export interface BlobStore {
   /** Deletes keys; keys that are already absent are not an error (a GC retry must make progress). */
   delete(keys: string[]): Promise<void>;
   /** Lists keys under a prefix (for sweeps), paging internally. */
-  list(prefix: string): AsyncIterable<{ key: string; size: number }>;
+  list(prefix: string): AsyncIterable<BlobListing>;
   /** Cheap liveness probe for /v1/healthz (write+read+delete of a tiny probe object is fine, or a HEAD on the bucket). */
   check(): Promise<void>;
   /** Only S3 in redirect mode: a short-lived presigned GET URL; undefined when not supported. */

@@ -138,6 +138,21 @@ for (const db of DB_KINDS) {
     assert.deepEqual(await both.json(), { deleted: 1 });
   });
 
+  test(`a blob no chunk row names (left by a killed upload) is swept, blobs of live chunks stay (${db})`, async (t) => {
+    const server = await withServer(t, db);
+    if (!server) return;
+    await server.createCache('orph');
+    await push(server, 'orph', 'kept');
+    const blobs = server.services.blobs;
+    await blobs.put('chunks/00/00/0000-orphan.zst', Buffer.from('left behind'));
+    const report = await gc(server);
+    assert.equal(report.orphanBlobs, 1);
+    assert.equal(await blobs.head('chunks/00/00/0000-orphan.zst'), null);
+    let left = 0;
+    for await (const _ of blobs.list('chunks/')) left++;
+    assert.equal(left, await count(server, 'chunks'), 'blobs of live chunks stay');
+  });
+
   test(`one lease holder at a time, and an expired lease changes hands (${db})`, async (t) => {
     const server = await withServer(t, db);
     if (!server) return;

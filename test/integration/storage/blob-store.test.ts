@@ -61,9 +61,13 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Keys and sizes listed under prefix; every entry's modification time must be recent. */
 async function listAll(store: BlobStore, prefix: string): Promise<Array<{ key: string; size: number }>> {
   const out: Array<{ key: string; size: number }> = [];
-  for await (const entry of store.list(prefix)) out.push(entry);
+  for await (const { key, size, modifiedAt } of store.list(prefix)) {
+    assert.ok(Math.abs(Date.now() - modifiedAt) < 10 * 60_000, `${key}: modifiedAt ${modifiedAt} is not recent`);
+    out.push({ key, size });
+  }
   return out.sort((a, b) => (a.key < b.key ? -1 : 1));
 }
 
