@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test file with node's test runner (Node 20 does no globbing for .ts files).
+# Runs every test: the server and client (node --test over test/**/*.test.ts;
+# Node 20 does not glob .ts files itself), then the AWS deployment code in infra/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-exec node --import tsx --test --test-concurrency="${LOFT_TEST_CONCURRENCY:-2}" "$@" "${files[@]}"
+node --import tsx --test --test-concurrency="${LOFT_TEST_CONCURRENCY:-2}" "$@" "${files[@]}"
+
+if [ -d infra/node_modules ]; then
+  (cd infra && npm test --silent)
+elif [ "${CI:-}" = true ]; then
+  echo "infra/node_modules is missing: run 'npm ci --prefix infra'" >&2
+  exit 1
+else
+  echo "*** SKIPPED: infra tests (run 'npm ci --prefix infra' to include them) ***" >&2
+fi

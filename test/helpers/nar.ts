@@ -31,14 +31,17 @@ async function materialise(where: string, tree: Tree): Promise<void> {
   }
 }
 
-async function collect(stream: Readable): Promise<Buffer> {
+/** Bytes a test sends with fetch (whose body type wants an ArrayBuffer-backed view). */
+export type Bytes = Buffer<ArrayBuffer>;
+
+async function collect(stream: Readable): Promise<Bytes> {
   const parts: Buffer[] = [];
   for await (const p of stream) parts.push(p as Buffer);
   return Buffer.concat(parts);
 }
 
 /** The NAR of `tree`, made by Loft's dumpPath on a real temporary directory (byte-identical to `nix-store --dump`). */
-export async function makeNar(tree: Tree): Promise<Buffer> {
+export async function makeNar(tree: Tree): Promise<Bytes> {
   const tmp = await makeTempDir('loft-nar-');
   try {
     const root = path.join(tmp.path, 'root');
@@ -50,7 +53,7 @@ export async function makeNar(tree: Tree): Promise<Buffer> {
 }
 
 /** A NAR with a directory of a few files, made unique by `seed` (random when omitted). */
-export async function sampleNar(seed: string = randomBytes(8).toString('hex'), bigBytes = 0): Promise<Buffer> {
+export async function sampleNar(seed: string = randomBytes(8).toString('hex'), bigBytes = 0): Promise<Bytes> {
   return makeNar({
     bin: { hello: { exec: `#!/bin/sh\necho hello ${seed}\n` } },
     share: { doc: { README: `sample ${seed}\n`.repeat(20) } },
@@ -93,9 +96,9 @@ export type TestCompression = 'none' | 'zstd' | 'xz';
 
 export const EXTENSION: Record<TestCompression, string> = { none: '', zstd: '.zst', xz: '.xz' };
 
-export async function compress(data: Buffer, c: TestCompression): Promise<Buffer> {
+export async function compress(data: Bytes, c: TestCompression): Promise<Bytes> {
   if (c === 'none') return data;
-  if (c === 'zstd') return zstdCompressSync(data, 3);
+  if (c === 'zstd') return Buffer.from(zstdCompressSync(data, 3));
   const parts: Buffer[] = [];
   await pipeline(
     Readable.from([data]),
@@ -114,8 +117,8 @@ export async function compress(data: Buffer, c: TestCompression): Promise<Buffer
 /** What `nix copy --to http://…` would upload for one path. */
 export interface NixUpload {
   storePath: { hash: string; baseName: string; path: string };
-  nar: Buffer;
-  file: Buffer;
+  nar: Bytes;
+  file: Bytes;
   compression: TestCompression;
   /** `<filehash>.nar[.ext]`, the name under `nar/`. */
   fileName: string;
@@ -124,7 +127,7 @@ export interface NixUpload {
 
 /** Prepares a nix-copy-style upload of `nar` (compressed as asked) for a fresh or given store path. */
 export async function nixUpload(
-  nar: Buffer,
+  nar: Bytes,
   opts: {
     compression?: TestCompression;
     storePath?: { hash: string; baseName: string; path: string };

@@ -197,7 +197,7 @@ export interface HttpRequest {
   method: string;
   path: string;
   headers?: Record<string, string>;
-  body?: string | Buffer;
+  body?: string | Buffer<ArrayBuffer>;
 }
 
 /** One row of the access matrix. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { DB_KINDS } from '../../helpers/databases.ts';
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
-import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
+import { randomStorePath, sampleNar, uploadPathMeta, type Bytes } from '../../helpers/nar.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import {
   PRINCIPALS,
@@ -40,7 +40,7 @@ interface Fixtures {
   chunks: string[];
 }
 
-async function uploadPath(server: TestServer, token: string, cache: string, nar: Buffer, storePath: string): Promise<Response> {
+async function uploadPath(server: TestServer, token: string, cache: string, nar: Bytes, storePath: string): Promise<Response> {
   return server.fetch('/_api/v1/upload-path', {
     method: 'PUT',
     token,

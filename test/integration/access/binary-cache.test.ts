@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { DB_KINDS } from '../../helpers/databases.ts';
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
-import { narInfoText, nixUpload, randomStorePath, sampleNar, type NixUpload } from '../../helpers/nar.ts';
+import { narInfoText, nixUpload, randomStorePath, sampleNar, type Bytes, type NixUpload } from '../../helpers/nar.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { Principals, runMatrix, type Need, type RouteCase, type Visibility } from '../../helpers/tokens.ts';
 import { encodeNixBase32 } from '../../../src/nix/base32.ts';
@@ -13,7 +13,7 @@ const CACHES: Record<Visibility, string> = { public: 'pub', private: 'priv', abs
 const PULL: Need = { scope: 'cache', perms: ['pull'] };
 const PUSH: Need = { scope: 'cache', perms: ['push'] };
 
-async function rootPut(server: TestServer, path: string, body: Buffer | string): Promise<void> {
+async function rootPut(server: TestServer, path: string, body: Bytes | string): Promise<void> {
   const res = await server.fetch(path, { method: 'PUT', token: server.adminToken, body });
   if (!res.ok) throw new Error(`PUT ${path}: ${res.status} ${await res.text()}`);
 }

@@ -127,7 +127,7 @@ async function badInputCases(t: TestContext, h: Harness): Promise<void> {
   for (const [what, bytes, message] of INVALID_NARS) {
     await t.test(`an invalid NAR (${what}) uploaded by nix copy is refused and stores nothing`, async () => {
       const c = await h.cache();
-      const up = await nixUpload(bytes, { compression: 'zstd' });
+      const up = await nixUpload(Buffer.from(bytes), { compression: 'zstd' });
       await refused(await h.putNar(c.name, up.fileName, up.file), 400, message);
       await refused(await h.putNarInfo(c.name, up.storePath.hash, narInfoText(up.narInfo)), 400, /was not uploaded/);
       await h.nothingVisible(c, up.storePath.hash, up.narInfo.narHash);
