@@ -2,18 +2,11 @@ import { createHash } from 'node:crypto';
 import { FastCdcChunker } from '../chunking/fastcdc.ts';
 import { ChunkWorkerPool } from '../compression/pool.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
+import type { PathInfo } from '../nix/narinfo.ts';
 import { chunkRecordHeader, LoftApiError, type LoftClient, type NarCommitResult } from './http.ts';
 
-export interface NarMeta {
-  storePath: string;
-  /** Any form Nix prints (`sha256:<nix32>`, hex, SRI). */
-  narHash: string;
-  narSize: number;
-  references: string[];
-  deriver?: string;
-  sigs: string[];
-  ca?: string;
-}
+/** The path's metadata; `narHash` in any form Nix prints (`sha256:<nix32>`, hex, SRI). */
+export type NarMeta = PathInfo;
 
 /** Increments, for progress bars: NAR bytes read, chunk bytes sent, chunks the server already had. */
 export type PushProgress =

@@ -6,7 +6,8 @@ import { findChunksByHash, findVisibleChunks, stageChunks } from '../db/repos/ch
 import { findNarInCache } from '../db/repos/nars.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { commitNar } from './nar-commit.ts';
-import { recordPath, validatePathMetadata, type PathMetadata } from './paths.ts';
+import { recordPath, validatePathMetadata } from './paths.ts';
+import type { PathInfo } from '../nix/narinfo.ts';
 import { badRequest, LoftError, tooLarge } from './errors.ts';
 
 /**
@@ -195,7 +196,7 @@ class ExactReader {
 }
 
 export interface ChunkedNarCommit {
-  meta: PathMetadata;
+  meta: PathInfo;
   chunks: string[];
   pullable: number[];
   sub: string | null;

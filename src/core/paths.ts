@@ -3,29 +3,20 @@ import { parseStorePath, parseStorePathBaseName } from '../nix/store-path.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import { SigningKey } from '../nix/signing.ts';
+import type { PathInfo } from '../nix/narinfo.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
 import { upsertObject } from '../db/repos/objects.ts';
 import { badRequest } from './errors.ts';
 
-/** What a pusher says about a store path (narinfo fields that belong to the path, not the file). */
-export interface PathMetadata {
-  storePath: string;
-  narHash: string;
-  narSize: number;
-  references: string[];
-  deriver?: string;
-  sigs: string[];
-  ca?: string;
-}
 
-export interface ValidPath extends PathMetadata {
+export interface ValidPath extends PathInfo {
   hash: string;
 }
 
 const MAX_REFERENCES = 100_000;
 
 /** Checks and normalises pushed metadata; every problem is a 400 that says what was wrong. */
-export function validatePathMetadata(cache: CacheRow, m: PathMetadata, expectedHash?: string): ValidPath {
+export function validatePathMetadata(cache: CacheRow, m: PathInfo, expectedHash?: string): ValidPath {
   try {
     const sp = parseStorePath(m.storePath, cache.store_dir);
     if (expectedHash !== undefined && sp.hash !== expectedHash) {

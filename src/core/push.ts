@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import { compressionFromExtension, createDecompressor } from '../compression/codecs.ts';
 import { decodeNixBase32 } from '../nix/base32.ts';
 import { formatSha256Nix32 } from '../nix/hash.ts';
-import { parseNarInfo } from '../nix/narinfo.ts';
+import { parseNarInfo, type PathInfo } from '../nix/narinfo.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
@@ -13,7 +13,7 @@ import { findNarInCache, findNarUpload, recordNarUpload } from '../db/repos/nars
 import type { ChunkStore } from './chunk-store.ts';
 import { ingestNar } from './ingest.ts';
 import { commitNar } from './nar-commit.ts';
-import { recordPath, validatePathMetadata, type PathMetadata } from './paths.ts';
+import { recordPath, validatePathMetadata } from './paths.ts';
 import { badRequest } from './errors.ts';
 
 export interface PushDeps {
@@ -111,7 +111,7 @@ export async function receiveNixNarInfo(
     if (e instanceof NixFormatError) throw badRequest(`invalid narinfo: ${e.message}`);
     throw e;
   }
-  const p = validatePathMetadata(cache, info as PathMetadata, hashPart);
+  const p = validatePathMetadata(cache, info, hashPart);
   const fileName = info.url.startsWith('nar/') ? info.url.slice(4) : info.url;
   let nar = await findNarUpload(d.db, cache.id, fileName);
   const served = /^([0-9a-df-np-sv-z]{52})\.nar\.zst$/.exec(fileName);
@@ -126,7 +126,7 @@ export async function receiveNixNarInfo(
 export async function uploadPath(
   d: PushDeps,
   cache: CacheRow,
-  meta: PathMetadata,
+  meta: PathInfo,
   body: AsyncIterable<Buffer>,
   sub: string | null,
 ): Promise<UploadResult> {

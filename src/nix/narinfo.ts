@@ -2,12 +2,10 @@ import { NixFormatError } from './errors.ts';
 import { parseSha256 } from './hash.ts';
 import { DEFAULT_STORE_DIR, parseStorePath, parseStorePathBaseName } from './store-path.ts';
 
-export interface NarInfo {
+/** What belongs to the store path itself (what pushers send and signatures cover), not to a file of it. */
+export interface PathInfo {
   storePath: string;
-  url: string;
-  compression: string;
-  fileHash?: string;
-  fileSize?: number;
+  /** `sha256:<nix32>` as written in narinfos; parseSha256 also takes hex and SRI. */
   narHash: string;
   narSize: number;
   /** Base names ("<hash>-<name>"), as written in the narinfo. */
@@ -16,6 +14,13 @@ export interface NarInfo {
   deriver?: string;
   sigs: string[];
   ca?: string;
+}
+
+export interface NarInfo extends PathInfo {
+  url: string;
+  compression: string;
+  fileHash?: string;
+  fileSize?: number;
   system?: string;
 }
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
 import { findMissingPaths } from '../../db/repos/objects.ts';
 import { uploadPath } from '../../core/push.ts';
-import type { PathMetadata } from '../../core/paths.ts';
+import type { PathInfo } from '../../nix/narinfo.ts';
 import type { NarInfoJson } from '../../api/v1.ts';
 import { badRequest, tooLarge } from '../../core/errors.ts';
 import { isValidStorePathHash } from '../../nix/store-path.ts';
@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 
 const MAX_MISSING_QUERY = 100_000;
 
-export function metadataOf(j: NarInfoJson): PathMetadata {
+export function metadataOf(j: NarInfoJson): PathInfo {
   return {
     storePath: j.store_path,
     narHash: j.nar_hash,
