@@ -30,3 +30,15 @@ export interface NarInfoJson {
   sigs?: string[];
   ca?: string | null;
 }
+
+/** The POST/PATCH body of /_api/v1/cache-config/{cache}; absent fields are left alone. */
+export interface CacheSettingsBody {
+  is_public?: boolean;
+  priority?: number;
+  store_dir?: string;
+  upstream_cache_key_names?: string[];
+  /** Seconds; 0 = keep forever; null = the server default. */
+  retention_period?: number | null;
+  /** PATCH only. */
+  regenerate_keypair?: boolean;
+}

@@ -1,18 +1,9 @@
 // Cache administration and inspection calls of the JSON API (docs/api.md). Calls that change
 // state are not retried; reads are, like every LoftClient call.
-import type { CacheConfig, LoftClient } from './http.ts';
+import type { CacheConfig, CacheSettingsBody } from '../api/v1.ts';
+import type { LoftClient } from './http.ts';
 
-/** The POST/PATCH body of /_api/v1/cache-config/{cache}; absent fields are left alone. */
-export interface CacheSettingsBody {
-  is_public?: boolean;
-  priority?: number;
-  store_dir?: string;
-  upstream_cache_key_names?: string[];
-  /** Seconds; 0 = keep forever; null = the server default. */
-  retention_period?: number | null;
-  /** PATCH only. */
-  regenerate_keypair?: boolean;
-}
+export type { CacheSettingsBody };
 
 export interface CacheStats {
   cache: string;

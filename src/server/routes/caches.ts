@@ -1,22 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
 import { invalidCacheNameMessage, type CacheSettings } from '../../core/caches.ts';
-import type { CacheConfig } from '../../api/v1.ts';
+import type { CacheConfig, CacheSettingsBody } from '../../api/v1.ts';
 import type { CacheRow } from '../../db/schema.ts';
 import { isValidCacheName } from '../../token/index.ts';
 import { badRequest } from '../../core/errors.ts';
 
 type Params = { cache: string };
 
-/** Wire form of cache settings (snake_case, as in docs/api.md). */
-interface CacheConfigBody {
-  is_public?: boolean;
-  priority?: number;
-  store_dir?: string;
-  upstream_cache_key_names?: string[];
-  retention_period?: number | null;
-  regenerate_keypair?: boolean;
-}
 
 const settingsSchema = {
   type: 'object',
@@ -45,7 +36,7 @@ function cacheConfig(c: CacheRow, baseUrl: string): CacheConfig {
   };
 }
 
-function settingsOf(b: CacheConfigBody): CacheSettings {
+function settingsOf(b: CacheSettingsBody): CacheSettings {
   return {
     isPublic: b.is_public,
     priority: b.priority,
@@ -75,7 +66,7 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
     return cacheConfig(cache, publicUrl(req));
   });
 
-  app.post<{ Params: Params; Body: CacheConfigBody }>(
+  app.post<{ Params: Params; Body: CacheSettingsBody }>(
     '/_api/v1/cache-config/:cache',
     { schema: { body: settingsSchema } },
     async (req, reply) => {
@@ -89,7 +80,7 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
     },
   );
 
-  app.patch<{ Params: Params; Body: CacheConfigBody }>(
+  app.patch<{ Params: Params; Body: CacheSettingsBody }>(
     '/_api/v1/cache-config/:cache',
     { schema: { body: settingsSchema } },
     async (req) => {
