@@ -7,5 +7,10 @@ const server = new S3rver({ port: 0, address: '127.0.0.1', directory, silent: tr
 const { port } = await server.run();
 process.stdout.write(`${JSON.stringify({ port })}\n`);
 // Exit with the parent: stdin closes when the test process goes away, even if it never calls stop().
-process.stdin.on('end', () => process.exit(0));
+process.stdin.on('end', async () => {
+  await server.close().catch(() => {});
+  const { rm } = await import('node:fs/promises');
+  await rm(directory, { recursive: true, force: true });
+  process.exit(0);
+});
 process.stdin.resume();

@@ -16,6 +16,7 @@ export async function startS3rver(opts?: { bucket?: string }): Promise<{
   bucket: string;
   config: S3StorageConfig;
   stop(): Promise<void>;
+  child: import('node:child_process').ChildProcess;
 }> {
   const bucket = opts?.bucket ?? 'loft-test';
   const dir = await makeTempDir('loft-s3rver-');
@@ -40,7 +41,7 @@ export async function startS3rver(opts?: { bucket?: string }): Promise<{
     const endpoint = `http://127.0.0.1:${port}`;
     const config: S3StorageConfig = { type: 's3', bucket, region: 'us-east-1', endpoint, ...CREDENTIALS };
     await waitUntilAnswering(endpoint, bucket);
-    return { endpoint, bucket, config, stop };
+    return { endpoint, bucket, config, stop, child };
   } catch (err) {
     await stop();
     throw err;
@@ -62,4 +63,20 @@ async function waitUntilAnswering(endpoint: string, bucket: string): Promise<voi
   } finally {
     client.destroy();
   }
+}
+
+let shared: Promise<S3StorageConfig> | undefined;
+
+/**
+ * One s3rver for the whole test process, each caller isolated under its own
+ * key prefix. It does not hold the process open: it exits (and removes its
+ * data) when the test process ends and its stdin closes.
+ */
+export function sharedS3Storage(): Promise<S3StorageConfig> {
+  shared ??= startS3rver().then(({ config, child }) => {
+    child.unref();
+    for (const s of [child.stdin, child.stdout]) (s as unknown as { unref?: () => void } | null)?.unref?.();
+    return config;
+  });
+  return shared.then((config) => ({ ...config, prefix: `t-${Math.random().toString(36).slice(2)}/` }));
 }

@@ -6,7 +6,7 @@ import { createServices, type Services } from '../../src/server/services.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import type { StorageConfig } from '../../src/storage/index.ts';
 import { freshDatabase, type DbKind } from './databases.ts';
-import { startS3rver } from './s3rver.ts';
+import { sharedS3Storage } from './s3rver.ts';
 import { makeTempDir } from './tmp.ts';
 
 export interface TestServer {
@@ -25,6 +25,7 @@ export interface TestServer {
 
 export interface TestServerOptions {
   db: DbKind;
+  /** Default: local disk with SQLite, S3 (a shared s3rver) with PostgreSQL. */
   storage?: 'local' | 's3';
   /** TOML-shaped overrides, merged over the test defaults. */
   toml?: Record<string, unknown>;
@@ -34,9 +35,10 @@ export interface TestServerOptions {
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
   const tmp = await makeTempDir('loft-test-');
   const database = await freshDatabase(opts.db, tmp.path);
-  const s3 = opts.storage === 's3' ? await startS3rver() : undefined;
+  // PostgreSQL runs with S3 unless told otherwise, so every suite covers both production pieces.
+  const storageKind = opts.storage ?? (opts.db === 'postgres' ? 's3' : 'local');
   const adminToken = `root-${randomBytes(12).toString('hex')}`;
-  const storage: StorageConfig = s3 ? s3.config : { type: 'local', path: `${tmp.path}/storage` };
+  const storage: StorageConfig = storageKind === 's3' ? await sharedS3Storage() : { type: 'local', path: `${tmp.path}/storage` };
   const base = resolveConfig(
     {
       data_dir: tmp.path,
@@ -80,7 +82,6 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     async close() {
       await app.close();
       await services.close();
-      await s3?.stop();
       await database.drop();
       await tmp.cleanup();
     },
