@@ -15,6 +15,7 @@ import { AccessControl } from './access.ts';
 import type { ServerConfig } from './config.ts';
 import { validateChunkingParams } from '../chunking/fastcdc.ts';
 import { Metrics } from './metrics.ts';
+import { NarInfoCache } from '../core/narinfo-cache.ts';
 
 /** Everything a request handler needs, built once per process. */
 export interface Services {
@@ -29,6 +30,7 @@ export interface Services {
   access: AccessControl;
   push: PushDeps;
   metrics: Metrics;
+  narinfoCache: NarInfoCache;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     access: new AccessControl(tokens, revocations, config.auth.adminToken),
     push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
     metrics: new Metrics(),
+    narinfoCache: new NarInfoCache(),
     async close() {
       await pool.close();
       await db.close();

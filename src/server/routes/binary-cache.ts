@@ -12,6 +12,7 @@ import { receiveNixNar, receiveNixNarInfo } from '../../core/push.ts';
 import { badRequest, notFound } from '../../core/errors.ts';
 import type { NarRow } from '../../db/schema.ts';
 import { bodyStream, readSmallBody, requireBody } from '../body.ts';
+import { pathPushed } from '../pushed.ts';
 
 type CacheParams = { cache: string };
 type FileParams = { cache: string; file: string };
@@ -46,11 +47,19 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
     const [hash, ext] = splitFile(file);
     if (ext !== 'narinfo' && ext !== 'ls') throw notFound(`no such file '${file}'`);
-    const obj = await findObject(s.kysely, cache.id, hash);
-    if (!obj) throw notFound(`${hash}.${ext}: no such path in cache '${cache.name}'`);
+    const missing = () => notFound(`${hash}.${ext}: no such path in cache '${cache.name}'`);
     if (ext === 'narinfo') {
-      return reply.type('text/x-nix-narinfo').send(await renderNarInfo(s.kysely, cache, obj));
+      let text = s.narinfoCache.get(cache, hash);
+      if (text === undefined) {
+        const obj = await findObject(s.kysely, cache.id, hash);
+        text = obj ? await renderNarInfo(s.kysely, cache, obj) : null;
+        s.narinfoCache.set(cache, hash, text);
+      }
+      if (text === null) throw missing();
+      return reply.type('text/x-nix-narinfo').send(text);
     }
+    const obj = await findObject(s.kysely, cache.id, hash);
+    if (!obj) throw missing();
     const nar = await openNarBody(s.chunkStore, await findNarChunks(s.kysely, obj.nar_id), true);
     return reply.type('application/json').send(await listNar(nar));
   });
@@ -67,8 +76,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     if (ext !== 'narinfo') throw badRequest(`cannot upload '${file}': only <hash>.narinfo, <hash>.ls and nar/* are accepted`);
     const text = requireBody(await readSmallBody(req, s.config.maxMetadataBytes, idle), 'narinfo').toString('utf8');
     await receiveNixNarInfo(s.push, cache, hash, text, principal.sub);
-    s.metrics.pathsPushed.inc({ via: 'nix-copy' });
-    req.log.info({ sub: principal.sub, cache: cache.name, path: hash }, 'path pushed (nix copy)');
+    pathPushed(s, req, cache, principal.sub, 'nix-copy', { path: hash });
     return reply.code(204).send();
   });
 

@@ -90,6 +90,7 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
         await s.access.requireOnCache(req, req.params.cache, 'configure_retention', find);
       }
       const cache = await s.caches.configure(req.params.cache, { ...settingsOf(b), regenerateKey: b.regenerate_keypair });
+      s.narinfoCache.forgetCache(cache.id);
       req.log.info({ sub: principal.sub, cache: cache.name, changed: Object.keys(b) }, 'cache configured');
       return cacheConfig(cache, publicUrl(req));
     },

@@ -13,6 +13,7 @@ import {
 import { badRequest, LoftError, tooLarge } from '../../core/errors.ts';
 import { bodyStream } from '../body.ts';
 import { metadataOf, parseNarInfoJson } from './push-api.ts';
+import { pathPushed } from '../pushed.ts';
 
 const MAX_MISSING_QUERY = 100_000;
 /** A NAR's chunk list: ~67 bytes of JSON per chunk, so about 120 000 chunks (≈ 7.5 GiB at 64 KiB). */
@@ -83,8 +84,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
         pullable: await pullable(principal),
         sub: principal.sub,
       });
-      s.metrics.pathsPushed.inc({ via: 'chunks' });
-      req.log.info({ sub: principal.sub, cache: cache.name, path: j.store_path, ...result }, 'path pushed (chunks)');
+      pathPushed(s, req, cache, principal.sub, 'chunks', { path: j.store_path, ...result });
       return result;
     } catch (e) {
       // The one error body with an extra field: the client uploads exactly these and commits again.

@@ -56,6 +56,7 @@ export function pathRoutes(app: FastifyInstance, s: Services): void {
       const bad = req.body.store_path_hashes.find((h) => !isValidStorePathHash(h));
       if (bad !== undefined) throw badRequest(`invalid store path hash '${bad}'`);
       const result = await deletePaths(s.kysely, cache.id, req.body.store_path_hashes, req.body.force ?? false);
+      s.narinfoCache.forgetCache(cache.id);
       if (result.referrers.length > 0) {
         throw badRequest(
           `refusing to break closures: still referenced by ${result.referrers.slice(0, 5).join(', ')}` +

@@ -7,6 +7,7 @@ import type { NarInfoJson } from '../../api/v1.ts';
 import { badRequest, tooLarge } from '../../core/errors.ts';
 import { isValidStorePathHash } from '../../nix/store-path.ts';
 import { bodyStream } from '../body.ts';
+import { pathPushed } from '../pushed.ts';
 import { Readable } from 'node:stream';
 
 const MAX_MISSING_QUERY = 100_000;
@@ -88,8 +89,7 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     const j = parseNarInfoJson(metaText);
     const { cache, principal } = await s.access.requireOnCache(req, j.cache, 'push', find);
     const result = await uploadPath(s.push, cache, metadataOf(j), body, principal.sub);
-    s.metrics.pathsPushed.inc({ via: 'upload-path' });
-    req.log.info({ sub: principal.sub, cache: cache.name, path: j.store_path, ...result }, 'path pushed');
+    pathPushed(s, req, cache, principal.sub, 'upload-path', { path: j.store_path, ...result });
     return reply.send(result);
   });
 }
