@@ -30,14 +30,18 @@ function handle(req: WorkerRequest): { reply: WorkerReply; transfer: ArrayBuffer
     };
     return { reply, transfer: [compressed.buffer as ArrayBuffer] };
   }
-  let data: Buffer;
-  try {
-    data = owned(zstdDecompressSync(req.frame, req.maxSize));
-  } catch (err) {
-    throw new Error(`chunk ${req.expectedHash}: not a valid zstd frame (${(err as Error).message})`);
+  for (const { offset, length, hash, size } of req.frames) {
+    const frame = req.packed.subarray(offset, offset + length);
+    let data: Buffer;
+    try {
+      data = zstdDecompressSync(frame, size);
+    } catch (err) {
+      throw new Error(`chunk ${hash}: not a valid zstd frame (${(err as Error).message})`);
+    }
+    if (data.length !== size) throw new Error(`chunk ${hash}: declared ${size} bytes, the frame holds ${data.length}`);
+    if (sha256(data) !== hash) throw new Error(`chunk ${hash}: content hash mismatch`);
   }
-  if (sha256(data) !== req.expectedHash) throw new Error(`chunk ${req.expectedHash}: content hash mismatch`);
-  return { reply: { ok: true, data }, transfer: [data.buffer as ArrayBuffer] };
+  return { reply: { ok: true, verified: req.frames.length }, transfer: [] };
 }
 
 port.on('message', (req: WorkerRequest) => {

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { ChunkWorkerPool } from '../compression/pool.ts';
 import type { BlobStore } from '../storage/types.ts';
 import type { ChunkRow, Database } from '../db/schema.ts';
-import { insertChunk } from '../db/repos/chunks.ts';
+import { insertChunks } from '../db/repos/chunks.ts';
 
 /**
  * The global chunk space: each chunk stored once, as one zstd frame, under a
@@ -17,26 +17,30 @@ export class ChunkStore {
     readonly pool: ChunkWorkerPool,
   ) {}
 
-  /** Compresses and stores a chunk whose hash the caller has computed. */
-  async storeRaw(data: Buffer): Promise<ChunkRow> {
-    const c = await this.pool.compress(data);
-    return this.storeFrame(c.hash, c.size, c.compressed, c.storedHash);
-  }
-
-  /** Stores a verified zstd frame of a chunk. */
-  async storeFrame(hash: string, size: number, frame: Buffer, storedHash?: string): Promise<ChunkRow> {
-    const key = `chunks/${hash.slice(0, 2)}/${hash.slice(2, 4)}/${hash}-${randomBytes(4).toString('hex')}.zst`;
-    await this.blobs.put(key, frame);
-    const { chunk, inserted } = await insertChunk(this.db, {
-      hash,
-      size,
-      stored_size: frame.length,
-      stored_hash: storedHash ?? createHash('sha256').update(frame).digest('hex'),
-      storage_key: key,
-      created_at: Date.now(),
-    });
-    if (!inserted) await this.blobs.delete([key]);
-    return chunk;
+  /**
+   * Stores verified frames: the blobs in parallel, then their rows in one
+   * statement. Rows are written only after every blob is durable, so no row
+   * ever names a missing blob.
+   */
+  async storeFrames(frames: { hash: string; size: number; frame: Buffer; storedHash?: string }[]): Promise<ChunkRow[]> {
+    const rows = await Promise.all(
+      frames.map(async ({ hash, size, frame, storedHash }) => {
+        const key = `chunks/${hash.slice(0, 2)}/${hash.slice(2, 4)}/${hash}-${randomBytes(4).toString('hex')}.zst`;
+        await this.blobs.put(key, frame);
+        return {
+          hash,
+          size,
+          stored_size: frame.length,
+          stored_hash: storedHash ?? createHash('sha256').update(frame).digest('hex'),
+          storage_key: key,
+          created_at: Date.now(),
+        };
+      }),
+    );
+    const { chunks, lost } = await insertChunks(this.db, rows);
+    await this.blobs.delete(lost.map((r) => r.storage_key));
+    const byHash = new Map(chunks.map((c) => [c.hash, c]));
+    return frames.map((f) => byHash.get(f.hash)!);
   }
 
   /**

@@ -30,8 +30,9 @@ export interface ChunkUploadDeps {
 /** A record is `[sha256: 32][size: u32 BE][frame length: u32 BE][frame]`. */
 const RECORD_HEADER = 40;
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
-/** Chunk records verified and stored at once per request (each holds one frame in memory). */
-const RECORD_CONCURRENCY = 8;
+/** Records verified and stored together (two batches in memory at most). */
+const BATCH_RECORDS = 64;
+const BATCH_BYTES = 4 * 1024 * 1024;
 
 export class MissingChunksError extends LoftError {
   constructor(readonly missing: string[]) {
@@ -70,10 +71,12 @@ export async function findMissingChunks(
 }
 
 /**
- * Reads chunk records from an upload body, verifying each frame against its
- * hash and size before storing it. A chunk the server already has is staged
- * and not stored again. Records completed before a failure stay stored and
- * staged: a client that resumes does not upload them again.
+ * Reads chunk records from an upload body and stores them in batches: each
+ * batch is verified (sizes and hashes, off the event loop), its new chunks
+ * stored, and every chunk staged for the cache, with a few queries per batch.
+ * A chunk the server already has is staged and not stored again. Records
+ * completed before a failure (a dropped connection, a bad record later on)
+ * stay stored and staged: a client that resumes does not upload them again.
  */
 export async function receiveChunks(
   d: ChunkUploadDeps,
@@ -83,22 +86,28 @@ export async function receiveChunks(
   maxBytes: number,
 ): Promise<{ stored: number; deduplicated: number }> {
   const counts = { stored: 0, deduplicated: 0 };
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
-  const track = (p: Promise<void>) => {
-    const tracked = p.catch((e) => void (failure ??= e)).finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
+  let batch: ChunkRecord[] = [];
+  let batchBytes = 0;
+  // One batch is stored while the next one is read.
+  let storing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    const b = batch;
+    batch = [];
+    batchBytes = 0;
+    await storing;
+    storing = storeBatch(d, cache, pullable, b, counts);
+    storing.catch(() => {}); // awaited at the next flush or below
   };
   try {
     for await (const record of readRecords(body, d.chunking.maxSize, maxBytes)) {
-      if (failure) break;
-      track(storeRecord(d, cache, pullable, record, counts));
-      if (inFlight.size >= RECORD_CONCURRENCY) await Promise.race(inFlight);
+      batch.push(record);
+      batchBytes += record.frame.length;
+      if (batch.length >= BATCH_RECORDS || batchBytes >= BATCH_BYTES) await flush();
     }
   } finally {
-    await Promise.all(inFlight);
+    if (batch.length > 0) await flush().catch(() => {});
+    await storing;
   }
-  if (failure) throw failure;
   return counts;
 }
 
@@ -108,31 +117,33 @@ interface ChunkRecord {
   frame: Buffer;
 }
 
-async function storeRecord(
+async function storeBatch(
   d: ChunkUploadDeps,
   cache: CacheRow,
   pullable: number[],
-  r: ChunkRecord,
+  records: ChunkRecord[],
   counts: { stored: number; deduplicated: number },
 ): Promise<void> {
-  let data: Buffer;
+  if (records.length === 0) return;
+  const unique = [...new Map(records.map((r) => [r.hash, r])).values()];
   try {
-    ({ data } = await d.store.pool.verifyAndDecompress(r.frame, r.hash, r.size));
+    await d.store.pool.verifyFrames(unique.map((r) => ({ frame: r.frame, hash: r.hash, size: r.size })));
   } catch (e) {
     const msg = (e as Error).message;
-    // The worker's messages already name the chunk; anything else (a closed pool) is not the client's fault.
-    if (msg.startsWith(`chunk ${r.hash}:`)) throw badRequest(msg);
+    // The worker's messages name the chunk; anything else (a closed pool) is not the client's fault.
+    if (/^chunk [0-9a-f]{64}: /.test(msg)) throw badRequest(msg);
     throw e;
   }
-  if (data.length !== r.size) throw badRequest(`chunk ${r.hash}: declared ${r.size} bytes, the frame holds ${data.length}`);
-  const existing = (await findChunksByHash(d.db, [r.hash])).get(r.hash);
+  const hashes = unique.map((r) => r.hash);
+  const existing = await findChunksByHash(d.db, hashes);
   // Only a chunk the caller could already see counts as deduplicated: the answer must not reveal
   // that a chunk existed in a cache the caller cannot read.
-  const seen = existing !== undefined && (await findVisibleChunks(d.db, [r.hash], pullable, cache.id)).has(r.hash);
-  const row = existing ?? (await d.store.storeFrame(r.hash, r.size, r.frame));
-  if (seen) counts.deduplicated++;
-  else counts.stored++;
-  await stageChunks(d.db, cache.id, [row.id], Date.now());
+  const seen = existing.size > 0 ? await findVisibleChunks(d.db, [...existing.keys()], pullable, cache.id) : new Map();
+  const fresh = unique.filter((r) => !existing.has(r.hash));
+  const stored = await d.store.storeFrames(fresh);
+  await stageChunks(d.db, cache.id, [...existing.values(), ...stored].map((c) => c.id), Date.now());
+  counts.deduplicated += unique.filter((r) => seen.has(r.hash)).length;
+  counts.stored += unique.length - unique.filter((r) => seen.has(r.hash)).length;
 }
 
 /** zstd's worst-case expansion (ZSTD_compressBound) plus room for frame headers and checksums. */

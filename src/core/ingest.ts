@@ -19,15 +19,17 @@ export interface IngestedNar {
 export interface IngestOptions {
   chunking: ChunkingParams;
   maxNarSize: number;
-  /** Chunks processed concurrently (bounds memory: each holds ≤ maxSize bytes). */
-  parallelism?: number;
 }
+
+/** Chunks looked up and stored together; two windows are in memory at most. */
+const WINDOW_CHUNKS = 64;
 
 /**
  * Takes an uncompressed NAR stream: validates its structure, hashes it, cuts
- * it into content-defined chunks and stores the chunks the server lacks.
- * Memory is bounded by `parallelism × maxSize` whatever the NAR size.
- * Nothing here is visible to clients: the NAR is recorded by commitNar.
+ * it into content-defined chunks and stores the chunks the server lacks, a
+ * window at a time (one lookup and one insert per window; the next window is
+ * read while one is stored). Memory is bounded by two windows whatever the
+ * NAR size. Nothing here is visible to clients: the NAR is recorded by commitNar.
  */
 export async function ingestNar(
   db: Kysely<Database>,
@@ -41,62 +43,59 @@ export async function ingestNar(
   parser.on('error', (e) => (parseError ??= e));
   const narHasher = createHash('sha256');
   let narSize = 0;
-  const slots = new Slots(opts.parallelism ?? 32);
-  const results: Promise<ChunkRow>[] = [];
-  const known = new Map<string, Promise<ChunkRow>>();
+  const hashes: string[] = [];
+  const rows = new Map<string, ChunkRow>();
   let newChunkBytes = 0;
 
-  const submit = async (chunk: Buffer) => {
-    const hash = createHash('sha256').update(chunk).digest('hex');
-    let row = known.get(hash);
-    if (!row) {
-      await slots.acquire();
-      row = (async () => {
-        try {
-          const existing = (await findChunksByHash(db, [hash])).get(hash);
-          if (existing) return existing;
-          newChunkBytes += chunk.length;
-          return await store.storeRaw(chunk);
-        } finally {
-          slots.release();
-        }
-      })();
-      row.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
-      known.set(hash, row);
+  let window = new Map<string, Buffer>();
+  let storing: Promise<void> = Promise.resolve();
+  const storeWindow = async (w: Map<string, Buffer>) => {
+    const existing = await findChunksByHash(db, [...w.keys()]);
+    for (const [hash, row] of existing) rows.set(hash, row);
+    const fresh = [...w].filter(([hash]) => !existing.has(hash));
+    const frames = await Promise.all(fresh.map(([, data]) => store.pool.compress(data)));
+    for (const row of await store.storeFrames(frames.map((f) => ({ hash: f.hash, size: f.size, frame: f.compressed, storedHash: f.storedHash })))) {
+      rows.set(row.hash, row);
+      newChunkBytes += row.size;
     }
-    results.push(row);
+  };
+  const flush = async () => {
+    const w = window;
+    window = new Map();
+    await storing;
+    storing = storeWindow(w);
+    storing.catch(() => {}); // awaited at the next flush or below
+  };
+  const take = async (chunks: Buffer[]) => {
+    for (const chunk of chunks) {
+      const hash = createHash('sha256').update(chunk).digest('hex');
+      hashes.push(hash);
+      if (!rows.has(hash) && !window.has(hash)) window.set(hash, chunk);
+      if (window.size >= WINDOW_CHUNKS) await flush();
+    }
   };
 
-  for await (const piece of input) {
-    narSize += piece.length;
-    if (narSize > opts.maxNarSize) throw tooLarge(`NAR exceeds the server limit of ${opts.maxNarSize} bytes`);
-    narHasher.update(piece);
-    parser.write(piece);
-    if (parseError) throw badRequest(`invalid NAR: ${parseError.message}`);
-    for (const c of chunker.push(piece)) await submit(c);
-  }
-  await new Promise<void>((resolve) => parser.end(resolve)).catch(() => {});
-  await new Promise((r) => setImmediate(r));
-  if (parseError) throw badRequest(`invalid NAR: ${(parseError as Error).message}`);
-  for (const c of chunker.finish()) await submit(c);
-  const chunks = await Promise.all(results);
-  return { narHash: formatSha256Nix32(narHasher.digest()), narSize, chunks, newChunkBytes };
-}
-
-/** A counting semaphore. */
-class Slots {
-  private waiters: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
+  try {
+    for await (const piece of input) {
+      narSize += piece.length;
+      if (narSize > opts.maxNarSize) throw tooLarge(`NAR exceeds the server limit of ${opts.maxNarSize} bytes`);
+      narHasher.update(piece);
+      parser.write(piece);
+      if (parseError) throw badRequest(`invalid NAR: ${parseError.message}`);
+      await take(chunker.push(piece));
     }
-    await new Promise<void>((r) => this.waiters.push(r));
+    await new Promise<void>((resolve) => parser.end(() => resolve()));
+    if (parseError) throw badRequest(`invalid NAR: ${(parseError as Error).message}`);
+    await take(chunker.finish());
+    await flush();
+    await storing;
+  } finally {
+    await storing.catch(() => {}); // on an early error: let the window in flight finish first
   }
-  release(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.free++;
-  }
+  return {
+    narHash: formatSha256Nix32(narHasher.digest()),
+    narSize,
+    chunks: hashes.map((h) => rows.get(h)!),
+    newChunkBytes,
+  };
 }

@@ -19,23 +19,25 @@ export async function findChunksByHash(db: Kysely<Database>, hashes: string[]): 
 }
 
 /**
- * Records a stored chunk. When another upload recorded the same chunk first,
- * returns that row and `inserted: false`; the caller then removes its own blob,
- * so each chunk is stored exactly once.
+ * Records stored chunks in one statement. Rows another upload recorded first
+ * are returned from the table and listed in `lost`: those callers' blobs are
+ * redundant and must be deleted.
  */
-export async function insertChunk(
+export async function insertChunks(
   db: Kysely<Database>,
-  row: Insertable<ChunkTable>,
-): Promise<{ chunk: ChunkRow; inserted: boolean }> {
+  rows: Insertable<ChunkTable>[],
+): Promise<{ chunks: ChunkRow[]; lost: Insertable<ChunkTable>[] }> {
+  if (rows.length === 0) return { chunks: [], lost: [] };
   const inserted = await db
     .insertInto('chunks')
-    .values(row)
+    .values(rows)
     .onConflict((oc) => oc.column('hash').doNothing())
     .returningAll()
-    .executeTakeFirst();
-  if (inserted) return { chunk: inserted, inserted: true };
-  const existing = await db.selectFrom('chunks').selectAll().where('hash', '=', row.hash).executeTakeFirstOrThrow();
-  return { chunk: existing, inserted: false };
+    .execute();
+  const won = new Set(inserted.map((r) => r.hash));
+  const lost = rows.filter((r) => !won.has(r.hash));
+  const existing = await findChunksByHash(db, lost.map((r) => r.hash));
+  return { chunks: [...inserted, ...existing.values()], lost };
 }
 
 /**

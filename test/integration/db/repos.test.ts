@@ -11,7 +11,7 @@ import { randomStorePath } from '../../helpers/nar.ts';
 import { openDatabase, type Db } from '../../../src/db/dialect.ts';
 import { migrateToLatest } from '../../../src/db/migrate.ts';
 import { deleteCache, findCacheByName, insertCache } from '../../../src/db/repos/caches.ts';
-import { findChunksByHash, findVisibleChunks, insertChunk, stageChunks } from '../../../src/db/repos/chunks.ts';
+import { findChunksByHash, findVisibleChunks, insertChunks, stageChunks } from '../../../src/db/repos/chunks.ts';
 import { findNarByHash, findNarChunks, insertNar, recordNarUpload, findNarUpload } from '../../../src/db/repos/nars.ts';
 import { findMissingPaths, findObject, upsertObject } from '../../../src/db/repos/objects.ts';
 import type { ChunkRow, NarRow, NewObject } from '../../../src/db/schema.ts';
@@ -66,7 +66,7 @@ function chunkRow(seed: string) {
 
 async function newChunks(db: Db, n: number): Promise<ChunkRow[]> {
   const out: ChunkRow[] = [];
-  for (let i = 0; i < n; i++) out.push((await insertChunk(db.kysely, chunkRow(randomBytes(8).toString('hex')))).chunk);
+  for (let i = 0; i < n; i++) out.push(...(await insertChunks(db.kysely, [chunkRow(randomBytes(8).toString('hex'))])).chunks);
   return out;
 }
 
@@ -120,15 +120,16 @@ for (const kind of DB_KINDS) {
     assert.equal(await countRows(m.db, 'caches'), 1);
   });
 
-  test(`insertChunk of the same hash 10 times concurrently leaves one row and reports inserted exactly once (${kind})`, async (t) => {
+  test(`insertChunks of the same hash 10 times concurrently leaves one row and exactly one winner (${kind})`, async (t) => {
     const m = await migrated(t, kind);
     if (!m) return;
     const seed = randomBytes(8).toString('hex');
     // Each racer has its own storage key, as ChunkStore gives every upload a random suffix.
-    const results = await Promise.all(Array.from({ length: 10 }, () => insertChunk(m.db.kysely, chunkRow(seed))));
-    assert.equal(results.filter((r) => r.inserted).length, 1, 'exactly one racer inserts');
-    const winner = results.find((r) => r.inserted)!.chunk;
-    for (const r of results) assert.deepEqual(r.chunk, winner, 'every racer gets the stored row (to delete its own blob)');
+    const results = await Promise.all(Array.from({ length: 10 }, () => insertChunks(m.db.kysely, [chunkRow(seed)])));
+    assert.equal(results.filter((r) => r.lost.length === 0).length, 1, 'exactly one racer inserts');
+    const winner = results.find((r) => r.lost.length === 0)!.chunks[0];
+    for (const r of results) assert.deepEqual(r.chunks, [winner], 'every racer gets the stored row (to delete its own blob)');
+    for (const r of results.filter((x) => x.lost.length > 0)) assert.notEqual(r.lost[0].storage_key, winner.storage_key);
     assert.equal(await countRows(m.db, 'chunks'), 1);
     const found = await findChunksByHash(m.db.kysely, [winner.hash, 'f'.repeat(64)]);
     assert.deepEqual([...found.keys()], [winner.hash]);

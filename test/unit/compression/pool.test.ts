@@ -49,27 +49,32 @@ test('a chunk that is a view into a larger buffer is copied, not detached', asyn
   }
 });
 
-test('verifyAndDecompress checks the frame and the content hash', async () => {
+test('verifyFrames checks every frame of a batch against its size and content hash', async () => {
   const pool = new ChunkWorkerPool({ threads: 2 });
   try {
     const data = makeChunk(3);
     const hash = sha256(data);
     const frame = zstdCompressSync(data, 3);
-    const { data: out } = await pool.verifyAndDecompress(frame, hash, data.length);
-    assert.ok(out.equals(data));
-    assert.equal(frame.length > 0, true, 'the caller keeps its frame');
+    const other = makeChunk(4);
+    const good = [
+      { frame, hash, size: data.length },
+      { frame: zstdCompressSync(other, 3), hash: sha256(other), size: other.length },
+    ];
+    await pool.verifyFrames(good);
+    assert.ok(zstdDecompressSync(frame, data.length).equals(data), 'the caller keeps its frame');
 
-    await assert.rejects(pool.verifyAndDecompress(frame, 'ab'.repeat(32), data.length), {
+    await assert.rejects(pool.verifyFrames([...good, { frame, hash: 'ab'.repeat(32), size: data.length }]), {
       message: `chunk ${'ab'.repeat(32)}: content hash mismatch`,
     });
     const tampered = Buffer.from(frame);
     tampered[tampered.length >> 1] ^= 0x01;
     await assert.rejects(
-      pool.verifyAndDecompress(tampered, hash, data.length),
+      pool.verifyFrames([{ frame: tampered, hash, size: data.length }]),
       new RegExp(`^Error: chunk ${hash}: (content hash mismatch|not a valid zstd frame)`),
     );
-    await assert.rejects(pool.verifyAndDecompress(frame.subarray(0, 20), hash, data.length), /not a valid zstd frame/);
-    await assert.rejects(pool.verifyAndDecompress(frame, hash, data.length - 1), /not a valid zstd frame.*exceeds/);
+    await assert.rejects(pool.verifyFrames([{ frame: frame.subarray(0, 20), hash, size: data.length }]), /not a valid zstd frame/);
+    await assert.rejects(pool.verifyFrames([{ frame, hash, size: data.length - 1 }]), /not a valid zstd frame.*exceeds/);
+    await assert.rejects(pool.verifyFrames([{ frame, hash, size: data.length + 1 }]), /declared .* bytes, the frame holds/);
   } finally {
     await pool.close();
   }
