@@ -13,7 +13,7 @@ import { unavailable } from './errors.ts';
  * response short of its Content-Length — never a complete-looking truncation.
  */
 export async function openNarBody(store: ChunkStore, chunks: ChunkRow[], decompress: boolean): Promise<Readable> {
-  const frames = store.frames(chunks, 8);
+  const frames = store.frames(chunks, 32);
   const it = decompress ? decompressFrames(frames, chunks) : frames;
   let first: IteratorResult<Buffer>;
   try {
