@@ -3,17 +3,18 @@ import { realpathSync } from 'node:fs';
 import type { CliContext } from '../context.ts';
 import { deletePaths, pathInfo } from '../../client/admin.ts';
 import { UsageError } from '../errors.ts';
+import { NIX_BASE32_ALPHABET } from '../../nix/base32.ts';
+import { isValidStorePathHash } from '../../nix/store-path.ts';
 import { pathInfoText, pathsDeleted } from '../output/messages.ts';
 
-const HASH = /^[0123456789abcdfghijklmnpqrsvwxyz]{32}$/;
-const BASE_NAME = /^([0123456789abcdfghijklmnpqrsvwxyz]{32})(-[^/]+)?$/;
+const BASE_NAME = new RegExp(`^([${NIX_BASE32_ALPHABET}]{32})(-[^/]+)?$`);
 
 /**
  * The store path hash of a full store path (or a file inside one), a base name `HASH-name`, a bare
  * hash, or a local symlink to a store path such as `./result`.
  */
 export function storePathHash(arg: string): string {
-  if (HASH.test(arg)) return arg;
+  if (isValidStorePathHash(arg)) return arg;
   const found = (p: string) => {
     for (const part of p.split('/')) {
       const m = BASE_NAME.exec(part);
