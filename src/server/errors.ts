@@ -48,8 +48,10 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   }
   if (status === 401) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');
   if (status < 500) req.log.info({ status, msg: message }, 'request refused');
-  // Refused uploads: do not keep reading a body we will not use.
-  if (req.raw.readable && !req.raw.readableEnded) reply.header('connection', 'close');
+  // A refused upload: do not keep reading a body we will not use. Requests without a body (every
+  // GET, e.g. a narinfo miss) keep their connection: Nix checks many paths on one.
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && !req.raw.readableEnded) reply.header('connection', 'close');
   void reply.code(status).send({ error: code, message });
 }
 
