@@ -263,11 +263,11 @@ Re-profiled on 678f730 (the commit before the final one), the 268 MB push costs 
 75 % idle) on the per-chunk file pipeline — \`ChunkStore.storeFrames\` still does one \`put\` per chunk (open, write,
 stat, fsync, close, rename, open dir, fsync, close: ~9 libuv round trips, 4 threads, 2.7–3.1 s of their system CPU).
 **Fix 1 is now the first one.** A fourth one was found and fixed for misses (the narinfo cache lifts hits,
-not misses): **every error response closed the connection** — `src/server/errors.ts` set `connection: close`
+not misses): **every error response closed the connection** — \`src/server/errors.ts\` set \`connection: close\`
 whenever the request stream was not ended, which is true for every GET, so each 404 narinfo cost a new TCP
 connection (Nix's own lookups of missing paths paid it too). Since abaf156 only a request with a pending body
 is closed; misses at 16/64 connections went from 0.14×/0.13× to 0.34×/0.35× of nginx, and their p99 at 64
-connections from 18.6 ms to 3.9 ms (table 1). Still open for misses: `LoftError` captures a stack for an
+connections from 18.6 ms to 3.9 ms (table 1). Still open for misses: \`LoftError\` captures a stack for an
 expected 404.
 
 The three bottlenecks found before those commits, with the evidence:

@@ -3,33 +3,17 @@
 // $XDG_CONFIG_HOME/nix/nix.conf, the token in the netrc it names — with signatures required.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { nixUnavailable, skipUnless } from '../helpers/env.ts';
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../helpers/nix.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { issueViaApi } from '../helpers/tokens.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
+import { runCli as loft } from '../helpers/cli.ts';
 
-const LOFT = fileURLToPath(new URL('../../src/bin/loft.ts', import.meta.url));
 const CACHE = 'team';
 
-function loft(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOFT, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 test('loft use configures the real nix for a private cache', { timeout: 300_000 }, async (t) => {
   if (!skipUnless(t, nixUnavailable())) return;

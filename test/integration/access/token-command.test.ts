@@ -2,31 +2,15 @@
 // database (no server call), and online create/list/revoke through the API of a running server.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { waitForRevocation } from '../../helpers/tokens.ts';
+import { runCli as loft } from '../../helpers/cli.ts';
 
-const LOFT = fileURLToPath(new URL('../../../src/bin/loft.ts', import.meta.url));
-const run = promisify(execFile);
 
-/** Runs `loft ARGS` with only PATH and the given variables (no LOFT_* leaks in from the test's environment). */
-async function loft(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', LOFT, ...args], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 const status = async (server: TestServer, token: string, p: string, init: RequestInit = {}) => {
   const res = await server.fetch(p, { ...init, token });

@@ -12,32 +12,11 @@ import { parse } from 'smol-toml';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
+import { type CliRun as Run, runCli as loft, LOFT_BIN } from '../../helpers/cli.ts';
 
-const LOFT = fileURLToPath(new URL('../../../src/bin/loft.ts', import.meta.url));
 const PKG = fileURLToPath(new URL('../../../package.json', import.meta.url));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-/** `loft ARGS` with only PATH, HOME and the given variables; stdin is a pipe (never a TTY) fed `input`. */
-function loft(args: string[], env: Record<string, string>, input = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOFT, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 const ok = (r: Run) => assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 const oneLine = (r: Run, re: RegExp) => {
@@ -245,7 +224,7 @@ test('loft client commands', { timeout: 240_000 }, async (t) => {
   await t.test('cache destroy through a pseudo-terminal: the typed name confirms', async (st) => {
     if (!hasScript()) return st.skip('util-linux `script` is not installed');
     await server.createCache('typed', {});
-    const cmd = [process.execPath, '--import', 'tsx', LOFT, 'cache', 'destroy', 'typed'].map((a) => `'${a}'`).join(' ');
+    const cmd = [process.execPath, '--import', 'tsx', LOFT_BIN, 'cache', 'destroy', 'typed'].map((a) => `'${a}'`).join(' ');
     const wrong = await runInPty(cmd, env, 'nope\n');
     assert.match(wrong, /Type the cache name/);
     assert.match(wrong, /error: 'nope' does not match 'typed'/);

@@ -3,37 +3,16 @@
 // and a private cache gets a 0600 netrc entry named by netrc-file. Also the text edits themselves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startTestServer } from '../../helpers/server.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { addToList, effectiveList, getScalar, netrcPassword, setScalar, upsertNetrc } from '../../../src/cli/nix-conf.ts';
+import { type CliRun as Run, runCli as loft } from '../../helpers/cli.ts';
 
-const LOFT = fileURLToPath(new URL('../../../src/bin/loft.ts', import.meta.url));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-function loft(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOFT, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 const ok = (r: Run) => assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 

@@ -14,18 +14,8 @@ import { narFingerprint } from '../../../src/nix/fingerprint.ts';
 import { PublicKey, SigningKey } from '../../../src/nix/signing.ts';
 import { listNar } from '../../../src/nix/nar/listing.ts';
 import { zstdDecompressSync } from '../../../src/compression/zstd.ts';
+import type { CacheConfig as CacheJson } from '../../../src/api/v1.ts';
 
-interface CacheJson {
-  name: string;
-  public_key: string;
-  is_public: boolean;
-  priority: number;
-  store_dir: string;
-  upstream_cache_key_names: string[];
-  retention_period: number | null;
-  created_at: string;
-  url: string;
-}
 
 class Client {
   constructor(readonly server: TestServer) {}
