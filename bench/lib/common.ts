@@ -1,8 +1,6 @@
 // Shared helpers of the issue-7 benchmarks: settings, processes, statistics, results.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -72,21 +70,8 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
   return { ms: performance.now() - t0, value };
 }
 
-export async function tempDir(prefix: string): Promise<{ path: string; cleanup(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  return { path: dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
-
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const addr = srv.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
+export { makeTempDir as tempDir } from '../../test/helpers/tmp.ts';
+export { freePort } from '../../test/helpers/processes.ts';
 
 export interface Machine {
   cpu: string;

@@ -71,7 +71,7 @@ export async function runPush(client: LoftClient, cache: string, infos: PathInfo
 }
 
 /** The push API takes references and deriver as store base names. */
-function narMeta(info: PathInfo): NarMeta {
+export function narMeta(info: PathInfo): NarMeta {
   return {
     storePath: info.path,
     narHash: info.narHash,

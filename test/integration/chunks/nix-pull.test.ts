@@ -7,32 +7,17 @@ import { buildCorpus, nix, nixEnv } from '../../helpers/nix.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { dumpPath } from '../../../src/nix/nar/writer.ts';
 import { pushNar, type NarMeta } from '../../../src/client/push-nar.ts';
+import { queryPathInfos } from '../../../src/cli/push/closure.ts';
+import { narMeta } from '../../../src/cli/push/run.ts';
 import { clientFor, onEachDatabase, sharedPool } from './support.ts';
 
 const pool = sharedPool();
 after(() => pool.close());
 
-interface PathInfo {
-  path: string;
-  narHash: string;
-  narSize: number;
-  references: string[];
-  deriver?: string;
-  signatures?: string[];
-  ca?: string;
-}
-
+/** The push metadata the `loft` client itself derives from the local Nix. */
 async function metadataOf(storePath: string): Promise<NarMeta> {
-  const [info] = JSON.parse(await nix(['path-info', '--json', storePath], nixEnv('/tmp'))) as PathInfo[];
-  return {
-    storePath: info.path,
-    narHash: info.narHash,
-    narSize: info.narSize,
-    references: info.references.map((r) => path.basename(r)),
-    deriver: info.deriver ? path.basename(info.deriver) : undefined,
-    sigs: info.signatures ?? [],
-    ca: info.ca,
-  };
+  const [info] = await queryPathInfos([storePath], false);
+  return narMeta(info);
 }
 
 onEachDatabase(
