@@ -29,6 +29,3 @@ export function parseCacheRef(ref: string): CacheRef {
   return { server, cache };
 }
 
-export function formatCacheRef(ref: CacheRef): string {
-  return ref.server ? `${ref.server}:${ref.cache}` : ref.cache;
-}

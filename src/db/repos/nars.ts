@@ -5,10 +5,6 @@ export function findNarByHash(db: Kysely<Database>, narHash: string): Promise<Na
   return db.selectFrom('nars').selectAll().where('nar_hash', '=', narHash).executeTakeFirst();
 }
 
-export function findNarById(db: Kysely<Database>, id: number): Promise<NarRow | undefined> {
-  return db.selectFrom('nars').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
 /** A NAR held by the cache (or by one of several), looked up by the name it is served under. */
 export async function findNarInCache(
   db: Kysely<Database>,

@@ -109,11 +109,3 @@ export async function touchNar(db: Kysely<Database>, cacheId: number, narId: num
     .execute();
 }
 
-export async function deleteObjects(db: Kysely<Database>, cacheId: number, hashes: string[]): Promise<number> {
-  const res = await db
-    .deleteFrom('objects')
-    .where('cache_id', '=', cacheId)
-    .where('store_path_hash', 'in', hashes)
-    .executeTakeFirst();
-  return Number(res.numDeletedRows);
-}
