@@ -26,9 +26,9 @@ export function narUrl(fileHash: string): string {
  * kept; it is remade only when the cache's key has changed since.
  */
 export async function renderNarInfo(db: Kysely<Database>, cache: CacheRow, obj: ObjectWithNar): Promise<string> {
+  const refs = JSON.parse(obj.references) as string[];
   let sig = obj.server_sig;
   if (!sig || obj.server_sig_key !== cache.public_key) {
-    const refs = JSON.parse(obj.references) as string[];
     sig = signingKeyOf(cache).sign(narFingerprint(obj.store_path, obj.nar.nar_hash, obj.nar.nar_size, refs, cache.store_dir));
     await setServerSignature(db, obj.id, sig, cache.public_key);
   }
@@ -40,7 +40,7 @@ export async function renderNarInfo(db: Kysely<Database>, cache: CacheRow, obj: 
     fileSize: obj.nar.file_size,
     narHash: obj.nar.nar_hash,
     narSize: obj.nar.nar_size,
-    references: JSON.parse(obj.references) as string[],
+    references: refs,
     deriver: obj.deriver ?? undefined,
     sigs: [sig, ...(JSON.parse(obj.client_sigs) as string[])],
     ca: obj.ca ?? undefined,
