@@ -12,6 +12,8 @@ import { pathRoutes } from './routes/paths.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { chunkRoutes } from './routes/chunks.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { installObservation } from './observe.ts';
+import { requireMetricsScrape } from './access.ts';
 
 export interface AppOptions {
   logger?: boolean | { level: string };
@@ -21,6 +23,8 @@ export interface AppOptions {
 export async function buildApp(s: Services, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? { level: s.config.logLevel },
+    // installObservation writes the one access line per request instead.
+    disableRequestLogging: true,
     bodyLimit: s.config.maxMetadataBytes,
     routerOptions: { maxParamLength: 256 },
     // Nix opens ~25 parallel connections and keeps them alive.
@@ -35,7 +39,10 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
     void reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} ${req.url}` });
   });
 
-  s.metrics.install(app);
+  const scrapeToken = s.config.metrics.token;
+  s.metrics.install(app, scrapeToken ? (req) => requireMetricsScrape(s.access, req, scrapeToken) : undefined);
+  installObservation(app, s);
+  s.usage.start((err) => app.log.warn({ err }, 'writing the usage history failed; its counts are dropped'));
   // Every route, in one list.
   landingRoutes(app, s);
   dashboardRoutes(app);

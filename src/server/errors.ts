@@ -47,7 +47,8 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     req.log.error({ err }, 'request failed');
   }
   if (status === 401) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');
-  if (status < 500) req.log.info({ status, msg: message }, 'request refused');
+  // The access line records the status; the reason is there for debugging.
+  if (status < 500) req.log.debug({ status, reason: message }, 'request refused');
   // A refused upload: do not keep reading a body we will not use. Requests without a body (every
   // GET, e.g. a narinfo miss) keep their connection: Nix checks many paths on one.
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer } from '../../helpers/server.ts';
 
-test('metrics count requests by route pattern without leaking cache names or paths', async (t) => {
+test('metrics count requests by route pattern; caches appear by name, store paths never', async (t) => {
   const server = await startTestServer({ db: 'sqlite' });
   t.after(() => server.close());
   await server.createCache('secret-team-cache', { is_public: true });
@@ -17,7 +17,8 @@ test('metrics count requests by route pattern without leaking cache names or pat
   assert.match(text, /loft_http_requests_total\{method="GET",route="\/:cache\/:file",status="404"\} 1/);
   assert.match(text, /loft_http_request_duration_seconds_bucket/);
   assert.match(text, /loft_process_resident_memory_bytes/);
-  assert.doesNotMatch(text, /secret-team-cache/);
+  assert.match(text, /loft_narinfo_requests_total\{cache="secret-team-cache",result="miss"\} 1/);
+  assert.doesNotMatch(text, /00000000000000000000000000000000/);
 });
 
 test('healthz reports the database and the storage, the landing page lists public caches, the dashboard loads', async (t) => {
