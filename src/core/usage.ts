@@ -66,17 +66,14 @@ export class UsageRecorder {
     d[counter] += n;
   }
 
-  /** Bytes a token sent to a cache and paths it made visible, for the push log. */
+  /** Bytes a token sent to a cache and paths it made visible, for the push log (one row per cache, sub and method). */
   pushActivity(cache: { id: number; name: string }, sub: string, via: string, a: { paths?: number; bytes?: number }): void {
-    const key = `${cache.id}\0${sub}`;
+    const key = `${cache.id}\0${sub}\0${via}`;
     let e = this.#pushes.get(key);
     if (!e) this.#pushes.set(key, (e = { cache_id: cache.id, at: Date.now(), sub, via, paths: 0, bytes: 0 }));
     e.paths += a.paths ?? 0;
     e.bytes += a.bytes ?? 0;
-    if (a.paths) {
-      e.via = via;
-      this.#pushedCaches.set(cache.id, cache.name);
-    }
+    if (a.paths) this.#pushedCaches.set(cache.id, cache.name);
   }
 
   /** Writes the batch; concurrent calls share one write. */

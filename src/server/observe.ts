@@ -10,8 +10,12 @@ declare module 'fastify' {
 
 /** Requests that make a store path visible: their outcome is the push success rate. */
 const PUBLISH_ROUTES = new Set(['PUT /:cache/:file', 'PUT /_api/v1/upload-path', 'POST /_api/v1/nar']);
-/** Requests whose bodies carry pushed data (NARs, chunks). */
-const UPLOAD_ROUTES = new Set(['PUT /:cache/nar/:file', 'PUT /_api/v1/upload-path', 'POST /_api/v1/chunks']);
+/** Requests whose bodies carry pushed data (NARs, chunks), and the push method they belong to (as pathPushed names it). */
+const UPLOAD_ROUTES = new Map([
+  ['PUT /:cache/nar/:file', 'nix-copy'],
+  ['PUT /_api/v1/upload-path', 'upload-path'],
+  ['POST /_api/v1/chunks', 'chunks'],
+] as const);
 
 /**
  * One onResponse hook: the single access-log line of each request (fastify's own request
@@ -56,11 +60,12 @@ function countUsage(s: Services, req: FastifyRequest, reply: FastifyReply, route
     s.usage.count(cache.id, 'bytes_served', bytes);
     s.metrics.cacheBytesServed.inc({ cache: cache.name }, bytes);
   }
-  if (UPLOAD_ROUTES.has(key)) {
+  const via = UPLOAD_ROUTES.get(key as never);
+  if (via) {
     const bytes = Number(req.headers['content-length'] ?? 0) || 0;
     s.usage.count(cache.id, 'bytes_received', bytes);
     s.metrics.pushBytesReceived.inc({ cache: cache.name }, bytes);
-    if (req.principal) s.usage.pushActivity(cache, req.principal.sub, route.startsWith('/_api/') ? 'loft' : 'nix-copy', { bytes });
+    if (req.principal) s.usage.pushActivity(cache, req.principal.sub, via, { bytes });
   }
   if (PUBLISH_ROUTES.has(key) && !(key === 'PUT /:cache/:file' && !file.endsWith('.narinfo'))) {
     if (status >= 400 && req.pushIncomplete) return;
