@@ -56,7 +56,7 @@ function showError(e) {
 }
 
 function render(...nodes) {
-  $('view').replaceChildren(...nodes);
+  $('view').replaceChildren(...nodes.filter((n) => n !== null));
 }
 
 function crumbs(...parts) {
