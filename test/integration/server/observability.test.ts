@@ -30,9 +30,19 @@ test('healthz reports the database and the storage, the landing page lists publi
   const landing = await (await server.fetch('/')).text();
   assert.ok(landing.includes(key), 'public key of the public cache');
   assert.ok(!landing.includes('priv'), 'private caches are not listed');
-  const dash = await server.fetch('/dashboard');
-  assert.equal(dash.status, 200);
-  assert.match(await dash.text(), /<title>Loft dashboard<\/title>[\s\S]*\/_api\/v1\/caches/);
+  for (const page of ['/dashboard', '/dashboard/pub', `/dashboard/pub/${'0'.repeat(32)}`]) {
+    const dash = await server.fetch(page);
+    assert.equal(dash.status, 200);
+    assert.match(dash.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.match(await dash.text(), /<title>Loft dashboard<\/title>[\s\S]*\/_dashboard\/app\.js/);
+  }
+  for (const [asset, type] of [['app.js', /javascript/], ['chart.js', /javascript/], ['app.css', /css/]] as const) {
+    const res = await server.fetch(`/_dashboard/${asset}`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', type);
+  }
+  assert.equal((await server.fetch('/_dashboard/nope.js')).status, 404);
+  assert.equal((await server.createCache('dashboard').catch((e: Error) => e.message)), 'creating cache dashboard: 400 {"error":"bad_request","message":"cache name \'dashboard\' is reserved: the server\'s web dashboard lives at /dashboard"}');
 });
 
 test('healthz answers 503 when the storage is gone', async (t) => {
