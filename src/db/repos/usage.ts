@@ -1,18 +1,6 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../schema.ts';
-
-/** Counter deltas of one cache and hour, as a replica's batch adds them. */
-export interface UsageDelta {
-  cache_id: number;
-  hour: number;
-  narinfo_hits: number;
-  narinfo_misses: number;
-  nar_downloads: number;
-  bytes_served: number;
-  bytes_received: number;
-  pushes_ok: number;
-  pushes_failed: number;
-}
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, GcHourlyTable, PushLogTable, UsageHourlyTable } from '../schema.ts';
+import type { StorageStats } from './stats.ts';
 
 export const USAGE_COUNTERS = [
   'narinfo_hits',
@@ -24,32 +12,11 @@ export const USAGE_COUNTERS = [
   'pushes_failed',
 ] as const;
 
-export interface StorageSnapshot {
-  cache_id: number;
-  hour: number;
-  paths: number;
-  nar_bytes: number;
-  stored_bytes: number;
-}
-
-export interface PushLogEntry {
-  cache_id: number;
-  at: number;
-  sub: string;
-  via: string;
-  paths: number;
-  bytes: number;
-}
-
-export interface GcPassDelta {
-  hour: number;
-  passes: number;
-  failures: number;
-  paths_expired: number;
-  nars_deleted: number;
-  chunks_deleted: number;
-  bytes_freed: number;
-}
+/** Counter deltas of one cache and hour, as a replica's batch adds them. */
+export type UsageDelta = Pick<Selectable<UsageHourlyTable>, 'cache_id' | 'hour' | (typeof USAGE_COUNTERS)[number]>;
+export type StorageSnapshot = Pick<Selectable<UsageHourlyTable>, 'cache_id' | 'hour'> & Pick<StorageStats, 'paths' | 'nar_bytes' | 'stored_bytes'>;
+export type PushLogEntry = Omit<Selectable<PushLogTable>, 'id'>;
+export type GcPassDelta = Selectable<GcHourlyTable>;
 
 /** Adds the deltas to their hourly rows: concurrent replicas add, never overwrite. */
 export async function addUsage(db: Kysely<Database>, deltas: UsageDelta[]): Promise<void> {
