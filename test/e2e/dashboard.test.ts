@@ -18,6 +18,8 @@ import { chromiumUnavailable, collectErrors, launchChromium } from '../helpers/b
 
 /** File names a NAR may hold (anything but '/' and NUL): each would run script if parsed as HTML. */
 const HOSTILE_FILES = ['<img src=x onerror=window.__xss=1>', '"><svg onload=window.__xss=2>', "'><script>window.__xss=3<"];
+/** A symlink target is any string. */
+const HOSTILE_LINK = '<img src=y onerror=window.__xss=4>';
 /** The name part of a store path allows these characters besides letters and digits. */
 const ODD_NAME = 'dash?=+-._name';
 
@@ -30,7 +32,7 @@ async function buildPaths(salt: string): Promise<{ dep: string; mid: string; top
     dep = ${mk('dash-dep', 'mkdir $out; echo dep > $out/file')};
     mid = ${mk('dash-mid', 'mkdir $out; echo ${dep} > $out/dep')};
     top = ${mk('dash-top', 'mkdir $out; echo ${mid} > $out/dep')};
-    odd = ${mk(ODD_NAME, `mkdir -p $out/sub; ${files}; echo \${dep} > $out/sub/dep`)};
+    odd = ${mk(ODD_NAME, `mkdir -p $out/sub; ${files}; ln -s '${HOSTILE_LINK}' $out/link; echo \${dep} > $out/sub/dep`)};
   in [ dep mid top odd ]`;
   const [dep, mid, top, odd] = (await nix(['--no-out-link', '-E', expr], nixEnv('/tmp'), 'nix-build')).split('\n');
   return { dep, mid, top, odd };
@@ -161,6 +163,8 @@ for (const db of DB_KINDS) {
     assert.equal(await page.locator('h1').innerText(), paths.odd);
     const files = await page.locator('#files').innerText();
     for (const f of HOSTILE_FILES) assert.ok(files.includes(f), `file name ${f} shown literally:\n${files}`);
+    assert.ok(files.includes(`link → ${HOSTILE_LINK}`), files);
+    assert.match(await page.locator('#narinfo').innerText(), new RegExp(`Deriver\\s+[0-9a-z]{32}-${ODD_NAME.replace(/[.?+]/g, '\\$&')}\\.drv`));
     assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
     assert.equal(await page.locator('main img, main script, main svg[onload]').count(), 0);
     // The download link fetches the NAR with the token.

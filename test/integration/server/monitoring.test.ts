@@ -132,6 +132,13 @@ for (const db of DB_KINDS) {
     replica.count(cacheId, 'narinfo_hits', 4);
     replica.count(cacheId, 'nar_downloads', 1);
     await replica.close();
+    // History is bounded: a replica's flush in a new hour drops rows older than metrics.history_days.
+    const old = Date.now() - 100 * 86400_000;
+    await server.services.kysely.insertInto('usage_hourly').values({ cache_id: cacheId, hour: old - (old % 3600_000) }).execute();
+    const pruner = new UsageRecorder(server.services.kysely, { flushIntervalMs: 0, historyDays: 90 });
+    await pruner.close();
+    const kept = await server.services.kysely.selectFrom('usage_hourly').select('hour').where('cache_id', '=', cacheId).execute();
+    assert.ok(kept.every((r) => Number(r.hour) > old), 'the 100-day-old row is gone');
     const [, summed] = await history();
     assert.equal(summed.narinfo_hits, 7);
     assert.equal(summed.nar_downloads, 3);
