@@ -117,6 +117,7 @@ for (const db of DB_KINDS) {
     // GC ran once; the revocable tokens are listed.
     assert.match(await page.locator('main').innerText(), /Garbage collection/);
     await page.locator(`#tokens tr[data-jti="${victim.jti}"] button`).waitFor();
+    assert.match(await page.locator(`#tokens tr[data-jti="${ci.jti}"]`).innerText(), /ci-runner\s+pub: pull, push; hidden-team: pull, push/);
     await shot(page, shots, 'overview-admin');
 
     // Overview → cache: charts drawn from the recorded history, recent pushes by sub.

@@ -147,7 +147,7 @@ async function adminSections() {
   const tokenTable = h('div', { id: 'tokens' });
   const drawTokens = (list) => {
     const rows = list.map((t) => {
-      const perms = Object.entries(t.claims?.caches ?? {}).map(([p, v]) => `${p}: ${v.join(', ')}`).join('; ') + (t.claims?.admin ? ' (admin)' : '');
+      const perms = Object.entries(t.caches).map(([p, v]) => `${p}: ${v.join(', ')}`).join('; ') + (t.admin ? ' (admin)' : '');
       const revoked = t.revoked_at !== null;
       const button = revoked ? null : h('button', {
         type: 'button',
