@@ -4,15 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { DB_KINDS } from '../../helpers/databases.ts';
+import { DB_KINDS, freshDatabase } from '../../helpers/databases.ts';
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { makeNar, randomStorePath, uploadPathMeta } from '../../helpers/nar.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { issueViaApi } from '../../helpers/tokens.ts';
-import { loftEnv, startLoft } from '../../helpers/processes.ts';
+import { loftEnv, startLoft, waitFor } from '../../helpers/processes.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { UsageRecorder } from '../../../src/core/usage.ts';
 import type { CacheSummary, UsagePoint } from '../../../src/api/v1.ts';
@@ -254,4 +254,39 @@ test('one JSON access line per request, with no secret in any line; access_log=o
   await quiet.kill('SIGTERM');
   assert.deepEqual(quiet.logs('request'), []);
   assert.ok(!quiet.output().includes('scrape-secret'));
+});
+
+test('two replicas on one PostgreSQL database add up in the history; SIGTERM flushes the batch', async (t) => {
+  if (!skipUnless(t, await postgresUnavailable())) return;
+  const tmp = await makeTempDir('loft-replicas-usage-');
+  const database = await freshDatabase('postgres', tmp.path);
+  t.after(async () => {
+    await database.drop();
+    await tmp.cleanup();
+  });
+  const env = loftEnv({ databaseUrl: database.url, dataDir: tmp.path, adminToken: 'root', tokenSecret: randomBytes(32).toString('base64') });
+  // Replica A flushes every second; replica B only when it stops.
+  const fast = `${tmp.path}/fast.toml`;
+  const slow = `${tmp.path}/slow.toml`;
+  await writeFile(fast, '[metrics]\nhistory_flush_seconds = 1\n');
+  await writeFile(slow, '[metrics]\nhistory_flush_seconds = 3600\n');
+  const a = await startLoft({ mode: 'api', env, config: fast });
+  t.after(() => a.kill('SIGKILL'));
+  const b = await startLoft({ mode: 'api', env, config: slow });
+  t.after(() => b.kill('SIGKILL'));
+  const auth = { authorization: 'Bearer root' };
+  const created = await fetch(`${a.url}/_api/v1/cache-config/shared`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"is_public":true}' });
+  assert.equal(created.status, 201);
+  const miss = (url: string, i: number) => fetch(`${url}/shared/${'3'.repeat(30)}${String(i).padStart(2, '0')}.narinfo`);
+  for (let i = 0; i < 3; i++) assert.equal((await miss(a.url, i)).status, 404);
+  for (let i = 0; i < 2; i++) assert.equal((await miss(b.url, i)).status, 404);
+  const misses = async () => {
+    const { hours } = (await (await fetch(`${b.url}/_api/v1/caches/shared/history?hours=1`)).json()) as { hours: UsagePoint[] };
+    return hours[0].narinfo_misses;
+  };
+  await waitFor('replica A to flush its batch', async () => (await misses()) === 3, 20_000);
+  await b.kill('SIGTERM');
+  assert.equal(await misses().catch(() => undefined), undefined, 'replica B is gone');
+  const { hours } = (await (await fetch(`${a.url}/_api/v1/caches/shared/history?hours=1`)).json()) as { hours: UsagePoint[] };
+  assert.equal(hours[0].narinfo_misses, 5);
 });
