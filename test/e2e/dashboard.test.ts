@@ -56,10 +56,12 @@ for (const db of DB_KINDS) {
     const shots = path.join(tmp.path, 'screenshots');
     await mkdir(shots, { recursive: true });
     const browser = await launchChromium(tmp.path);
+    let passed = false;
     t.after(async () => {
       await browser.close();
       await server.close();
-      if (!process.env.LOFT_KEEP_SCREENSHOTS) await tmp.cleanup();
+      // Kept when asked for, and always after a failure, to see what the browser showed.
+      if (passed && !process.env.LOFT_KEEP_SCREENSHOTS) await tmp.cleanup();
       else console.log(`screenshots kept in ${shots}`);
     });
 
@@ -189,5 +191,6 @@ for (const db of DB_KINDS) {
     assert.match(await anon.locator('#error').innerText(), /needs a token/);
     assert.doesNotMatch(await anon.locator('main').innerText(), /dash-dep/);
     await anon.close();
+    passed = true;
   });
 }
