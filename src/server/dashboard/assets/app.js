@@ -317,7 +317,9 @@ async function pathPage(cache, hash) {
         ? 'kept forever (no retention period)'
         : info.referrers.length
           ? `kept while a path that refers to it is kept; otherwise collectable after ${fmtTime(info.collectable_after)} if unused`
-          : `collectable after ${fmtTime(info.collectable_after)} if unused until then`)),
+          : new Date(info.collectable_after) <= new Date()
+            ? 'collectable by the next GC pass (unused for longer than the retention period)'
+            : `collectable after ${fmtTime(info.collectable_after)} if unused until then`)),
     h('p', {}, 'Download: ', downloadLink(`/${enc}/nar/${fileName}`, fileName, 'NAR (zstd)'), ' · ',
       downloadLink(`/${enc}/${encodeURIComponent(hash)}.narinfo`, `${hash}.narinfo`, 'narinfo')),
     h('h2', {}, `References (${info.references.length})`),
