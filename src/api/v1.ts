@@ -42,3 +42,71 @@ export interface CacheSettingsBody {
   /** PATCH only. */
   regenerate_keypair?: boolean;
 }
+
+/** GET /_api/v1/whoami: the caller as the server sees its token. */
+export interface WhoAmI {
+  sub: string;
+  anonymous: boolean;
+  admin: boolean;
+  expires_at: string | null;
+}
+
+/** One cache on the dashboard's overview (GET /_api/v1/dashboard/caches). */
+export interface CacheSummary {
+  name: string;
+  is_public: boolean;
+  paths: number;
+  nar_bytes: number;
+  stored_bytes: number;
+  /** 1 - stored/NAR bytes; null for an empty cache. */
+  dedup_saving: number | null;
+  /** narinfo lookups over the last 7 days. */
+  narinfo_hits: number;
+  narinfo_misses: number;
+  hit_rate: number | null;
+  last_push_at: string | null;
+}
+
+/** One hour of a cache's history (GET /_api/v1/caches/{cache}/history). */
+export interface UsagePoint {
+  hour: string;
+  narinfo_hits: number;
+  narinfo_misses: number;
+  nar_downloads: number;
+  bytes_served: number;
+  bytes_received: number;
+  pushes_ok: number;
+  pushes_failed: number;
+  /** Storage size last measured at or before this hour; null before the first measurement. */
+  paths: number | null;
+  nar_bytes: number | null;
+  stored_bytes: number | null;
+}
+
+/** The paths one token pushed within one flush interval (GET /_api/v1/caches/{cache}/pushes). */
+export interface PushEntry {
+  at: string;
+  sub: string;
+  via: string;
+  paths: number;
+  /** Request body bytes received (NARs, chunks). */
+  bytes: number;
+}
+
+export interface PathSearchHit {
+  store_path: string;
+  store_path_hash: string;
+  nar_size: number;
+  created_at: string;
+}
+
+/** Garbage collection of one hour (GET /_api/v1/gc/history). */
+export interface GcHour {
+  hour: string;
+  passes: number;
+  failures: number;
+  paths_expired: number;
+  nars_deleted: number;
+  chunks_deleted: number;
+  bytes_freed: number;
+}

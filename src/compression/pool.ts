@@ -96,6 +96,11 @@ export class ChunkWorkerPool {
     if (!('verified' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to verify');
   }
 
+  /** Tasks waiting for a free worker, and tasks running (for the metrics). */
+  get load(): { queued: number; busy: number } {
+    return { queued: this.#queue.length, busy: this.#slots.filter((slot) => slot.task).length };
+  }
+
   async close(): Promise<void> {
     if (!this.#stopped) await this.#stop(new Error('ChunkWorkerPool is closed'));
   }

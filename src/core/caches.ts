@@ -3,6 +3,7 @@ import { SigningKey } from '../nix/signing.ts';
 import { DEFAULT_STORE_DIR } from '../nix/store-path.ts';
 import { isValidCacheName } from '../token/patterns.ts';
 import type { CacheRow, Database } from '../db/schema.ts';
+import { deleteCacheHistory } from '../db/repos/usage.ts';
 import { deleteCache, findCacheByName, insertCache, listCaches, updateCache, type CachePatch } from '../db/repos/caches.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
 
@@ -16,6 +17,8 @@ export interface CacheSettings {
 }
 
 const CACHE_TTL_MS = 2000;
+/** Names whose URLs the server's own pages take (/dashboard/{cache}/{hash}). */
+const RESERVED_NAMES = new Set(['dashboard']);
 
 export function invalidCacheNameMessage(name: string): string {
   return `invalid cache name '${name}': use 1-50 characters [A-Za-z0-9._+-], starting with a letter or digit`;
@@ -54,6 +57,7 @@ export class CacheService {
 
   async create(name: string, s: CacheSettings): Promise<CacheRow> {
     if (!isValidCacheName(name)) throw badRequest(invalidCacheNameMessage(name));
+    if (RESERVED_NAMES.has(name)) throw badRequest(`cache name '${name}' is reserved: the server's web dashboard lives at /${name}`);
     validateSettings(s);
     const key = SigningKey.generate(`${this.keyNamePrefix}-${name}-1`);
     const row = await insertCache(this.db, {
@@ -95,6 +99,7 @@ export class CacheService {
   async destroy(name: string): Promise<void> {
     const cache = await this.get(name);
     await deleteCache(this.db, cache.id);
+    await deleteCacheHistory(this.db, cache.id);
     this.memo.delete(name);
   }
 }

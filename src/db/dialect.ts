@@ -17,6 +17,8 @@ export interface DatabaseConfig {
 export interface Db {
   kysely: Kysely<Database>;
   kind: DialectKind;
+  /** PostgreSQL pool connections (SQLite has one connection and no pool). */
+  poolStats?(): { total: number; idle: number; waiting: number };
   close(): Promise<void>;
 }
 
@@ -64,7 +66,8 @@ export function openDatabase(cfg: DatabaseConfig): Db {
       pool.on('connect', (client) => endHungQueries(client, deadlineMs));
     }
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kysely, kind, close: () => kysely.destroy() };
+    const poolStats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+    return { kysely, kind, poolStats, close: () => kysely.destroy() };
   }
   const file = cfg.url.replace(/^sqlite:(\/\/)?/, '');
   const sqlite = new SQLite(file);

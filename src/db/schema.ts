@@ -116,6 +116,46 @@ export interface LeaseTable {
   expires_at: number;
 }
 
+/** Per cache and hour: counters added to by every replica's batches, and the storage size last seen. */
+export interface UsageHourlyTable {
+  cache_id: number;
+  /** Unix ms at the start of the hour (UTC). */
+  hour: number;
+  narinfo_hits: Generated<number>;
+  narinfo_misses: Generated<number>;
+  nar_downloads: Generated<number>;
+  bytes_served: Generated<number>;
+  bytes_received: Generated<number>;
+  /** Push requests answered 2xx / refused or failed. */
+  pushes_ok: Generated<number>;
+  pushes_failed: Generated<number>;
+  paths: number | null;
+  nar_bytes: number | null;
+  stored_bytes: number | null;
+}
+
+/** The paths one token pushed to a cache within one flush interval of one replica. */
+export interface PushLogTable {
+  id: Generated<number>;
+  cache_id: number;
+  at: number;
+  sub: string;
+  via: string;
+  paths: number;
+  bytes: number;
+}
+
+/** Garbage-collection passes per hour and what they removed. */
+export interface GcHourlyTable {
+  hour: number;
+  passes: Generated<number>;
+  failures: Generated<number>;
+  paths_expired: Generated<number>;
+  nars_deleted: Generated<number>;
+  chunks_deleted: Generated<number>;
+  bytes_freed: Generated<number>;
+}
+
 export interface Database {
   caches: CacheTable;
   nars: NarTable;
@@ -127,6 +167,9 @@ export interface Database {
   revoked_tokens: RevokedTokenTable;
   issued_tokens: IssuedTokenTable;
   leases: LeaseTable;
+  usage_hourly: UsageHourlyTable;
+  push_log: PushLogTable;
+  gc_hourly: GcHourlyTable;
 }
 
 export type CacheRow = Selectable<CacheTable>;

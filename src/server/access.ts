@@ -15,6 +15,8 @@ import { forbidden, notFound, unauthorized } from '../core/errors.ts';
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
+    /** The cache a permission check let this request act on (for the metrics and the usage history). */
+    cache?: CacheRow;
   }
 }
 
@@ -76,6 +78,7 @@ export class AccessControl {
         : forbidden(`this token does not grant '${perm}' on cache '${name}'`);
     }
     if (!cache) throw notFound(`no such cache '${name}'`);
+    req.cache = cache;
     return { cache, principal };
   }
 
@@ -97,6 +100,13 @@ export class AccessControl {
     }
     return principal;
   }
+}
+
+/** GET /metrics when metrics.token is set: that token as Bearer, or an admin token. */
+export async function requireMetricsScrape(access: AccessControl, req: FastifyRequest, scrapeToken: string): Promise<void> {
+  const token = extractToken(req.headers.authorization);
+  if (token !== undefined && timingSafeEqual(digest(token), digest(scrapeToken))) return;
+  await access.requireAdmin(req);
 }
 
 function digest(s: string): Buffer {

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Services } from './services.ts';
 import { errorHandler } from './errors.ts';
 import { binaryCacheRoutes } from './routes/binary-cache.ts';
@@ -12,6 +12,9 @@ import { pathRoutes } from './routes/paths.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { chunkRoutes } from './routes/chunks.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { dashboardApiRoutes } from './routes/dashboard-api.ts';
+import { installObservation } from './observe.ts';
+import { requireMetricsScrape } from './access.ts';
 
 export interface AppOptions {
   logger?: boolean | { level: string };
@@ -21,6 +24,8 @@ export interface AppOptions {
 export async function buildApp(s: Services, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? { level: s.config.logLevel },
+    // installObservation writes the one access line per request instead of fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: s.config.maxMetadataBytes,
     routerOptions: { maxParamLength: 256 },
     // Nix opens ~25 parallel connections and keeps them alive.
@@ -35,10 +40,14 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
     void reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} ${req.url}` });
   });
 
-  s.metrics.install(app);
+  const scrapeToken = s.config.metrics.token;
+  s.metrics.install(app, scrapeToken ? (req) => requireMetricsScrape(s.access, req, scrapeToken) : undefined);
+  installObservation(app, s);
+  s.usage.start((err) => app.log.warn({ err }, 'writing the usage history failed; its counts are dropped'));
   // Every route, in one list.
   landingRoutes(app, s);
   dashboardRoutes(app);
+  dashboardApiRoutes(app, s);
   healthRoutes(app, s);
   cacheRoutes(app, s);
   pushApiRoutes(app, s);

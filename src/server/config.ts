@@ -11,6 +11,8 @@ export interface ServerConfig {
   /** Base URL clients reach the server at (printed, and used in the cache config API). */
   publicUrl?: string;
   logLevel: string;
+  /** Level of the one access-log line per request, or 'off'. */
+  accessLog: string;
   /** Created with a fresh key on first start when no cache exists (empty = none). */
   defaultCache: string;
   keyNamePrefix: string;
@@ -37,6 +39,13 @@ export interface ServerConfig {
     revocationTtlMs: number;
   };
   gc: { intervalSeconds: number; defaultRetentionSeconds: number; stagingGraceSeconds: number };
+  metrics: {
+    /** When set, GET /metrics needs `Authorization: Bearer <token>` (or an admin token). */
+    token?: string;
+    /** How often each replica adds its counts to the dashboard's hourly history. */
+    historyFlushSeconds: number;
+    historyDays: number;
+  };
 }
 
 type Table = Record<string, unknown>;
@@ -59,6 +68,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
   const co = t.table('compression');
   const au = t.table('auth');
   const gc = t.table('gc');
+  const me = t.table('metrics');
   const storageType = env.LOFT_STORAGE_TYPE ?? st.str('type', 'local');
   let storage: StorageConfig;
   if (storageType === 'local') {
@@ -87,6 +97,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
     dataDir,
     publicUrl: env.LOFT_PUBLIC_URL ?? t.optStr('public_url'),
     logLevel: env.LOFT_LOG_LEVEL ?? t.str('log_level', 'info'),
+    accessLog: parseAccessLog(env.LOFT_ACCESS_LOG ?? t.str('access_log', 'info')),
     defaultCache: env.LOFT_DEFAULT_CACHE ?? t.str('default_cache', 'main'),
     keyNamePrefix: t.str('key_name_prefix', 'loft'),
     maxNarSize: t.num('max_nar_size', 64 * 1024 * MiB),
@@ -120,7 +131,19 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       defaultRetentionSeconds: gc.num('default_retention_seconds', 0),
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
     },
+    metrics: {
+      token: env.LOFT_METRICS_TOKEN ?? me.optStr('token'),
+      historyFlushSeconds: me.num('history_flush_seconds', 10),
+      historyDays: me.num('history_days', 90),
+    },
   };
+}
+
+const ACCESS_LOG_LEVELS = ['off', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+function parseAccessLog(s: string): string {
+  if (!ACCESS_LOG_LEVELS.includes(s)) throw new Error(`config: access_log must be one of ${ACCESS_LOG_LEVELS.join(', ')}, not "${s}"`);
+  return s;
 }
 
 function parseListen(s: string): { host: string; port: number } {

@@ -46,8 +46,11 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     message = 'internal server error';
     req.log.error({ err }, 'request failed');
   }
-  if (status === 401) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');
-  if (status < 500) req.log.info({ status, msg: message }, 'request refused');
+  // The challenge lets Nix send its netrc credentials; scripts (the dashboard) set X-Requested-With so the
+  // browser shows its own sign-in form instead of a password prompt.
+  if (status === 401 && req.headers['x-requested-with'] === undefined) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');
+  // The access line records the status; the reason is there for debugging.
+  if (status < 500) req.log.debug({ status, reason: message }, 'request refused');
   // A refused upload: do not keep reading a body we will not use. Requests without a body (every
   // GET, e.g. a narinfo miss) keep their connection: Nix checks many paths on one.
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;

@@ -8,11 +8,25 @@ import type { Services } from './services.ts';
 
 const LEASE = 'gc';
 
-export function gcOnce(s: Services): Promise<GcReport> {
-  return runGarbageCollection(s.kysely, s.blobs, {
-    defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
-    graceSeconds: s.config.gc.stagingGraceSeconds,
-  });
+/** One GC pass, counted in the metrics and the dashboard's GC history whether it succeeds or not. */
+export async function gcOnce(s: Services): Promise<GcReport> {
+  let report: GcReport | undefined;
+  try {
+    report = await runGarbageCollection(s.kysely, s.blobs, {
+      defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
+      graceSeconds: s.config.gc.stagingGraceSeconds,
+    });
+    return report;
+  } finally {
+    s.metrics.gcPasses.inc({ result: report ? 'ok' : 'failed' });
+    s.metrics.gcBytesFreed.inc(report?.bytesFreed ?? 0);
+    await s.usage.recordGcPass(report);
+  }
+}
+
+/** Rows and blobs removed, by kind (bytes freed have their own counter). */
+export function countDeleted(s: Services, { bytesFreed: _, ...removed }: GcReport): void {
+  for (const [kind, n] of Object.entries(removed)) s.metrics.gcDeleted.inc({ kind }, n);
 }
 
 /**
@@ -29,7 +43,7 @@ export function startJobs(s: Services, log: FastifyBaseLogger): { stop(): Promis
       if (!(await tryAcquireLease(s.kysely, LEASE, holder, intervalMs * 3))) return;
       const report = await gcOnce(s);
       if (s.blobs instanceof LocalBlobStore) await s.blobs.sweepTemporaryFiles(3600_000);
-      for (const [kind, n] of Object.entries(report)) s.metrics.gcDeleted.inc({ kind }, n);
+      countDeleted(s, report);
       log.info({ ...report }, 'garbage collection done');
     } catch (err) {
       log.error({ err }, 'garbage collection failed; retrying next interval');

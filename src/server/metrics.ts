@@ -1,7 +1,13 @@
-import type { FastifyInstance } from 'fastify';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { StorageStats } from '../db/repos/stats.ts';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Prometheus metrics of one process. Labels use route patterns, never cache names or paths. */
+export interface MetricResources {
+  dbPool?: () => { total: number; idle: number; waiting: number };
+  workers?: () => { queued: number; busy: number };
+}
+
+/** Prometheus metrics of one process. Routes are labelled by pattern, caches by name; store paths never appear. */
 export class Metrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
@@ -14,7 +20,7 @@ export class Metrics {
     name: 'loft_http_request_duration_seconds',
     help: 'HTTP request duration by route pattern',
     labelNames: ['method', 'route'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30],
     registers: [this.registry],
   });
   readonly bytesServed = new Counter({
@@ -35,18 +41,111 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  // Per cache (the `cache` label is the cache name; docs/deployment.md says how to keep /metrics private).
+  readonly narinfoRequests = new Counter({
+    name: 'loft_narinfo_requests_total',
+    help: 'narinfo lookups per cache: result="hit" (200) or "miss" (404)',
+    labelNames: ['cache', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheBytesServed = new Counter({
+    name: 'loft_cache_nar_bytes_served_total',
+    help: 'NAR bytes sent to clients per cache (bytes served from the bucket by redirect not included)',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+  readonly pushRequests = new Counter({
+    name: 'loft_push_requests_total',
+    help: 'Requests that publish a store path, per cache: result="ok" or "failed" (refused or errored)',
+    labelNames: ['cache', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly pushBytesReceived = new Counter({
+    name: 'loft_push_bytes_received_total',
+    help: 'Request body bytes received by push requests per cache (NARs, chunks)',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+  readonly storedBytes = new Gauge({
+    name: 'loft_cache_stored_bytes',
+    help: 'Bytes the deduplicated, compressed chunks of a cache take in storage (last measured)',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+  readonly narBytes = new Gauge({
+    name: 'loft_cache_nar_bytes',
+    help: 'Logical NAR bytes of the paths of a cache (last measured)',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+  readonly cachePaths = new Gauge({
+    name: 'loft_cache_paths',
+    help: 'Store paths in a cache (last measured)',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+  readonly dedupRatio = new Gauge({
+    name: 'loft_cache_dedup_ratio',
+    help: 'Share of the logical NAR bytes of a cache that dedup and compression save: 1 - stored/NAR bytes',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+  readonly gcPasses = new Counter({
+    name: 'loft_gc_passes_total',
+    help: 'Garbage-collection passes run by this process, by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly gcBytesFreed = new Counter({
+    name: 'loft_gc_freed_bytes_total',
+    help: 'Stored bytes of the chunks garbage collection deleted',
+    registers: [this.registry],
+  });
+  /** Pools read at scrape time: the PostgreSQL connection pool (none with SQLite) and the chunk workers. */
+  constructor(resources: MetricResources = {}) {
     collectDefaultMetrics({ register: this.registry, prefix: 'loft_' });
+    const { dbPool, workers } = resources;
+    new Gauge({
+      name: 'loft_db_pool_connections',
+      help: 'PostgreSQL pool connections: state="in_use", "idle", or "waiting" (requests queued for one)',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const p = dbPool?.() ?? { total: 0, idle: 0, waiting: 0 };
+        this.set({ state: 'in_use' }, p.total - p.idle);
+        this.set({ state: 'idle' }, p.idle);
+        this.set({ state: 'waiting' }, p.waiting);
+      },
+    });
+    new Gauge({
+      name: 'loft_worker_pool_tasks',
+      help: 'Chunk worker pool (hashing, zstd) tasks: state="queued" (waiting for a worker) or "running"',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const w = workers?.() ?? { queued: 0, busy: 0 };
+        this.set({ state: 'queued' }, w.queued);
+        this.set({ state: 'running' }, w.busy);
+      },
+    });
+  }
+
+  cacheStorage(cache: string, s: StorageStats): void {
+    this.storedBytes.set({ cache }, s.stored_bytes);
+    this.narBytes.set({ cache }, s.nar_bytes);
+    this.cachePaths.set({ cache }, s.paths);
+    this.dedupRatio.set({ cache }, s.nar_bytes > 0 ? Math.max(0, 1 - s.stored_bytes / s.nar_bytes) : 0);
   }
 
   /** Records every response, and serves GET /metrics. */
-  install(app: FastifyInstance): void {
+  install(app: FastifyInstance, authorize?: (req: FastifyRequest) => Promise<void>): void {
     app.addHook('onResponse', async (req, reply) => {
       const route = req.routeOptions.url ?? 'unmatched';
       this.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
       this.duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
     });
-    app.get('/metrics', async (_req, reply) => {
+    app.get('/metrics', async (req, reply) => {
+      await authorize?.(req);
       return reply.type(this.registry.contentType).send(await this.registry.metrics());
     });
   }

@@ -4,7 +4,7 @@ import type { Services } from './services.ts';
 
 /**
  * What every push route does once a path is visible: forget the cache's
- * cached narinfos, count it, and log who pushed it (the audit trail).
+ * cached narinfos, count it, and log who pushed it (the audit trail and the dashboard's push log).
  */
 export function pathPushed(
   s: Services,
@@ -16,5 +16,6 @@ export function pathPushed(
 ): void {
   s.narinfoCache.forgetCache(cache.id);
   s.metrics.pathsPushed.inc({ via });
+  s.usage.pushActivity(cache, sub, via, { paths: 1 });
   req.log.info({ sub, cache: cache.name, via, ...details }, 'path pushed');
 }

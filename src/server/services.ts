@@ -16,6 +16,7 @@ import type { ServerConfig } from './config.ts';
 import { validateChunkingParams } from '../chunking/fastcdc.ts';
 import { Metrics } from './metrics.ts';
 import { NarInfoCache } from '../core/narinfo-cache.ts';
+import { UsageRecorder } from '../core/usage.ts';
 
 /** Everything a request handler needs, built once per process. */
 export interface Services {
@@ -31,6 +32,7 @@ export interface Services {
   push: PushDeps;
   metrics: Metrics;
   narinfoCache: NarInfoCache;
+  usage: UsageRecorder;
   close(): Promise<void>;
 }
 
@@ -56,6 +58,12 @@ export async function createServices(config: ServerConfig): Promise<Services> {
   });
   const chunkStore = new ChunkStore(db.kysely, blobs, pool);
   const tokens = await tokenAuthorityFor(config);
+  const metrics = new Metrics({ dbPool: db.poolStats, workers: () => pool.load });
+  const usage = new UsageRecorder(db.kysely, {
+    flushIntervalMs: config.metrics.historyFlushSeconds * 1000,
+    historyDays: config.metrics.historyDays,
+    onSnapshot: (cache, st) => metrics.cacheStorage(cache, st),
+  });
   const revocations = new CachedRevocationList(() => loadRevokedJtis(db.kysely), { ttlMs: config.auth.revocationTtlMs });
   return {
     config,
@@ -68,9 +76,11 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     tokens,
     access: new AccessControl(tokens, revocations, config.auth.adminToken),
     push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
-    metrics: new Metrics(),
+    metrics,
     narinfoCache: new NarInfoCache(),
+    usage,
     async close() {
+      await usage.close().catch(() => {});
       await pool.close();
       await db.close();
     },

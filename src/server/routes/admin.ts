@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
-import { gcOnce } from '../jobs.ts';
+import { countDeleted, gcOnce } from '../jobs.ts';
 
 /** Operator actions (admin token). */
 export function adminRoutes(app: FastifyInstance, s: Services): void {
@@ -8,7 +8,7 @@ export function adminRoutes(app: FastifyInstance, s: Services): void {
   app.post('/_api/v1/gc', async (req) => {
     const admin = await s.access.requireAdmin(req);
     const report = await gcOnce(s);
-    for (const [kind, n] of Object.entries(report)) s.metrics.gcDeleted.inc({ kind }, n);
+    countDeleted(s, report);
     req.log.info({ sub: admin.sub, ...report }, 'garbage collection run on request');
     return report;
   });

@@ -89,6 +89,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
     } catch (e) {
       // The one error body with an extra field: the client uploads exactly these and commits again.
       if (!(e instanceof MissingChunksError)) throw e;
+      req.pushIncomplete = true;
       return reply.code(400).send({ error: 'bad_request', message: e.message, missing: e.missing });
     }
   });

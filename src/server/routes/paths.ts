@@ -4,6 +4,7 @@ import { isValidStorePathHash } from '../../nix/store-path.ts';
 import { findObject } from '../../db/repos/objects.ts';
 import { deletePaths, narSharing } from '../../db/repos/paths.ts';
 import { badRequest, notFound } from '../../core/errors.ts';
+import { closureOf, collectableAfter, referrersOf } from '../../core/dashboard.ts';
 
 /** Per-path inspection and deletion. */
 export function pathRoutes(app: FastifyInstance, s: Services): void {
@@ -14,7 +15,12 @@ export function pathRoutes(app: FastifyInstance, s: Services): void {
     if (!isValidStorePathHash(req.params.hash)) throw badRequest(`invalid store path hash '${req.params.hash}'`);
     const obj = await findObject(s.kysely, cache.id, req.params.hash);
     if (!obj) throw notFound(`${req.params.hash}: no such path in cache '${cache.name}'`);
-    const sharing = await narSharing(s.kysely, obj.nar_id);
+    const baseName = obj.store_path.slice(obj.store_path.lastIndexOf('/') + 1);
+    const [sharing, referrers, closure] = await Promise.all([
+      narSharing(s.kysely, obj.nar_id),
+      referrersOf(s.kysely, cache.id, baseName, obj.store_path_hash),
+      closureOf(s.kysely, cache.id, obj.store_path_hash),
+    ]);
     return {
       store_path: obj.store_path,
       nar_hash: obj.nar.nar_hash,
@@ -32,6 +38,12 @@ export function pathRoutes(app: FastifyInstance, s: Services): void {
       /** Uncompressed bytes of this NAR's chunks that other NARs share. */
       shared_bytes: sharing.sharedBytes,
       dedup_ratio: obj.nar.nar_size > 0 ? sharing.sharedBytes / obj.nar.nar_size : 0,
+      /** Paths of this cache that refer to this one. */
+      referrers,
+      /** The closure within this cache; `missing` counts references the cache does not hold. */
+      closure,
+      /** When GC may remove it if unused until then and no kept path refers to it; null = kept forever. */
+      collectable_after: collectableAfter(cache, obj.last_accessed_at, s.config.gc.defaultRetentionSeconds),
     };
   });
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
 import { listIssuedTokens, recordIssuedToken, revokeToken } from '../../db/repos/tokens.ts';
 import { badRequest } from '../../core/errors.ts';
-import { ALL_PERMISSIONS, isValidCachePattern, parseDuration, type Permission } from '../../token/index.ts';
+import { ALL_PERMISSIONS, isValidCachePattern, LOFT_CLAIM, parseDuration, type LoftClaims, type Permission } from '../../token/index.ts';
 
 interface CreateTokenBody {
   sub: string;
@@ -62,15 +62,21 @@ export function tokenRoutes(app: FastifyInstance, s: Services): void {
     await s.access.requireAdmin(req);
     const rows = await listIssuedTokens(s.kysely);
     return {
-      tokens: rows.map((r) => ({
-        jti: r.jti,
-        sub: r.sub,
-        claims: JSON.parse(r.claims),
-        created_by: r.created_by,
-        created_at: new Date(r.created_at).toISOString(),
-        expires_at: new Date(r.expires_at).toISOString(),
-        revoked_at: r.revoked_at === null ? null : new Date(r.revoked_at).toISOString(),
-      })),
+      tokens: rows.map((r) => {
+        const claims = JSON.parse(r.claims) as Partial<LoftClaims>;
+        return {
+          jti: r.jti,
+          sub: r.sub,
+          claims,
+          /** The Loft claim, unwrapped: what the token may do. */
+          caches: claims[LOFT_CLAIM]?.caches ?? {},
+          admin: claims[LOFT_CLAIM]?.admin === true,
+          created_by: r.created_by,
+          created_at: new Date(r.created_at).toISOString(),
+          expires_at: new Date(r.expires_at).toISOString(),
+          revoked_at: r.revoked_at === null ? null : new Date(r.revoked_at).toISOString(),
+        };
+      }),
     };
   });
 

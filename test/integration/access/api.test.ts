@@ -96,6 +96,9 @@ function routes(server: TestServer, f: Fixtures): RouteCase[] {
   return [
     { name: 'GET /_api/v1/cache-config/{cache}', need: on('pull'), ok: 200, request: (c) => ({ method: 'GET', path: `/_api/v1/cache-config/${c}` }) },
     { name: 'GET /_api/v1/caches/{cache}/stats', need: on('pull'), ok: 200, request: (c) => ({ method: 'GET', path: `/_api/v1/caches/${c}/stats` }) },
+    { name: 'GET /_api/v1/caches/{cache}/history', need: on('pull'), ok: 200, request: (c) => ({ method: 'GET', path: `/_api/v1/caches/${c}/history?hours=24` }) },
+    { name: 'GET /_api/v1/caches/{cache}/pushes', need: on('pull'), ok: 200, request: (c) => ({ method: 'GET', path: `/_api/v1/caches/${c}/pushes` }) },
+    { name: 'GET /_api/v1/caches/{cache}/search', need: on('pull'), ok: 200, request: (c) => ({ method: 'GET', path: `/_api/v1/caches/${c}/search?q=present` }) },
     pathInfo('GET /_api/v1/path-info/{cache}/{hash} (present)', f.presentHash, true),
     pathInfo('GET /_api/v1/path-info/{cache}/{hash} (absent)', absentHash, false),
     {
@@ -183,6 +186,7 @@ function routes(server: TestServer, f: Fixtures): RouteCase[] {
         ['GET /_api/v1/tokens', 200, () => ({ method: 'GET', path: '/_api/v1/tokens' })],
         ['POST /_api/v1/tokens/{jti}/revoke', 204, () => ({ method: 'POST', path: `/_api/v1/tokens/${randomBytes(8).toString('hex')}/revoke` })],
         ['GET /_api/v1/stats', 200, () => ({ method: 'GET', path: '/_api/v1/stats' })],
+        ['GET /_api/v1/gc/history', 200, () => ({ method: 'GET', path: '/_api/v1/gc/history' })],
         // Last: a collection pass must not pull fixtures from under the rows above.
         ['POST /_api/v1/gc', 200, () => ({ method: 'POST', path: '/_api/v1/gc' })],
       ] as const

@@ -122,5 +122,5 @@ test('S3 redirect mode: one-chunk NARs answer 302 to the bucket, others stream; 
 
 /** NAR downloads the server answered with a redirect, from its request log. */
 function countRedirects(server: LoftProcess): number {
-  return server.logs('request completed').filter((r) => (r.res as { statusCode?: number } | undefined)?.statusCode === 302).length;
+  return server.logs('request').filter((r) => r.status === 302).length;
 }

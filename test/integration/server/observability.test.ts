@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer } from '../../helpers/server.ts';
 
-test('metrics count requests by route pattern without leaking cache names or paths', async (t) => {
+test('metrics count requests by route pattern; caches appear by name, store paths never', async (t) => {
   const server = await startTestServer({ db: 'sqlite' });
   t.after(() => server.close());
   await server.createCache('secret-team-cache', { is_public: true });
@@ -17,7 +17,8 @@ test('metrics count requests by route pattern without leaking cache names or pat
   assert.match(text, /loft_http_requests_total\{method="GET",route="\/:cache\/:file",status="404"\} 1/);
   assert.match(text, /loft_http_request_duration_seconds_bucket/);
   assert.match(text, /loft_process_resident_memory_bytes/);
-  assert.doesNotMatch(text, /secret-team-cache/);
+  assert.match(text, /loft_narinfo_requests_total\{cache="secret-team-cache",result="miss"\} 1/);
+  assert.doesNotMatch(text, /00000000000000000000000000000000/);
 });
 
 test('healthz reports the database and the storage, the landing page lists public caches, the dashboard loads', async (t) => {
@@ -29,9 +30,19 @@ test('healthz reports the database and the storage, the landing page lists publi
   const landing = await (await server.fetch('/')).text();
   assert.ok(landing.includes(key), 'public key of the public cache');
   assert.ok(!landing.includes('priv'), 'private caches are not listed');
-  const dash = await server.fetch('/dashboard');
-  assert.equal(dash.status, 200);
-  assert.match(await dash.text(), /<title>Loft dashboard<\/title>[\s\S]*\/_api\/v1\/caches/);
+  for (const page of ['/dashboard', '/dashboard/pub', `/dashboard/pub/${'0'.repeat(32)}`]) {
+    const dash = await server.fetch(page);
+    assert.equal(dash.status, 200);
+    assert.match(dash.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.match(await dash.text(), /<title>Loft dashboard<\/title>[\s\S]*\/_dashboard\/app\.js/);
+  }
+  for (const [asset, type] of [['app.js', /javascript/], ['chart.js', /javascript/], ['app.css', /css/]] as const) {
+    const res = await server.fetch(`/_dashboard/${asset}`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', type);
+  }
+  assert.equal((await server.fetch('/_dashboard/nope.js')).status, 404);
+  assert.equal((await server.createCache('dashboard').catch((e: Error) => e.message)), 'creating cache dashboard: 400 {"error":"bad_request","message":"cache name \'dashboard\' is reserved: the server\'s web dashboard lives at /dashboard"}');
 });
 
 test('healthz answers 503 when the storage is gone', async (t) => {
