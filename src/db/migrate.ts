@@ -19,12 +19,17 @@ export const MIGRATION_NAMES = Object.keys(MIGRATIONS);
  * Brings the schema up to date. Kysely's migrator takes a lock (an advisory
  * lock on PostgreSQL), so several replicas starting at once are safe.
  */
-export async function migrateToLatest(db: Db): Promise<string[]> {
+export function migrateToLatest(db: Db): Promise<string[]> {
+  return migrateTo(db, MIGRATION_NAMES.at(-1)!);
+}
+
+/** Brings the schema up to and including `target` (tests of a migration's data changes start below it). */
+export async function migrateTo(db: Db, target: string): Promise<string[]> {
   const provider: MigrationProvider = {
     getMigrations: async () => Object.fromEntries(Object.entries(MIGRATIONS).map(([name, make]) => [name, make(db.kind)])),
   };
   const migrator = new Migrator({ db: db.kysely, provider });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await migrator.migrateTo(target);
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
