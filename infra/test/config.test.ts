@@ -44,6 +44,7 @@ test('invalid values are refused', () => {
 test('loadConfig reads typed loft:* stack configuration', () => {
   pulumi.runtime.setAllConfig({
     'loft:apiDesiredCount': '4',
+    'loft:apiMaxCount': '6',
     'loft:natGateway': 'false',
     'loft:certificateArn': 'arn:aws:acm:eu-west-1:1:certificate/x',
     'loft:privateSubnetIds': '["s-1","s-2"]',
