@@ -29,6 +29,11 @@ test('the bucket is encrypted at rest (SSE) and refuses plain-HTTP access', asyn
   assert.equal(rules[0]!.applyServerSideEncryptionByDefault!.sseAlgorithm, 'AES256');
   const policy = JSON.parse(await valueOf(stack.bucketPolicy.policy));
   assert.deepEqual(policy.Statement.map((s: any) => [s.Effect, s.Condition]), [['Deny', { Bool: { 'aws:SecureTransport': 'false' } }]]);
+  const bucketArn = await valueOf(stack.bucket.arn);
+  const [deny] = policy.Statement;
+  assert.equal(deny.Principal, '*', 'whoever asks, including the task role');
+  assert.equal(deny.Action, 's3:*');
+  assert.deepEqual(deny.Resource, [bucketArn, `${bucketArn}/*`], 'the bucket and every object');
 });
 
 test('a lifecycle rule aborts incomplete multipart uploads after 7 days; no tiering by default', async () => {
@@ -66,6 +71,15 @@ test('RDS is PostgreSQL 16, not publicly accessible, encrypted, with 7 days of b
   assert.deepEqual(await valueOf(db.vpcSecurityGroupIds), [await valueOf(stack.securityGroups.rds!.id)]);
   const subnetGroup = ofType('aws:rds/subnetGroup:SubnetGroup', 'sto-')[0]!;
   assert.deepEqual(subnetGroup.inputs.subnetIds, await valuesOf(stack.network.privateSubnetIds), 'in the private subnets');
+});
+
+test('RDS requires TLS of every connection (rds.force_ssl=1) and the URL asks for it (sslmode)', async () => {
+  const pg = stack.dbParameterGroup!;
+  assert.equal(await valueOf(pg.family), 'postgres16');
+  assert.deepEqual(await valueOf(pg.parameters), [{ name: 'rds.force_ssl', value: '1', applyMethod: 'immediate' }]);
+  assert.equal(await valueOf(stack.db!.parameterGroupName), await valueOf(pg.name));
+  const url = ofType('aws:secretsmanager/secretVersion:SecretVersion', 'sto-database-url')[0]!;
+  assert.match(secretInput(url.inputs.secretString), /\?sslmode=no-verify$/);
 });
 
 test('the database password is generated, and the URL and token secret live in Secrets Manager', async () => {
