@@ -35,10 +35,17 @@ export async function serve(opts: ServeOptions): Promise<void> {
   }
   cfg = await ensureTokenSecret(cfg);
   const services = await createServices(cfg);
-  // Safe with several replicas starting at once: the migrator holds a lock.
-  await migrateToLatest(services.db);
-  const report = mode === 'monolithic' ? await firstStart(services) : {};
-  await applyDeclaredCaches(services);
+  let report: Awaited<ReturnType<typeof firstStart>>;
+  try {
+    // Safe with several replicas starting at once: the migrator holds a lock.
+    await migrateToLatest(services.db);
+    report = mode === 'monolithic' ? await firstStart(services) : {};
+    await applyDeclaredCaches(services);
+  } catch (e) {
+    // The worker threads and the pool must end before the process does.
+    await services.close();
+    throw e;
+  }
   const app = await buildApp(services);
   const jobs = mode === 'api' ? undefined : startJobs(services, app.log);
   if (mode !== 'worker') {
