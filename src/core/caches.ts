@@ -4,7 +4,7 @@ import { DEFAULT_STORE_DIR } from '../nix/store-path.ts';
 import { isValidCacheName } from '../token/patterns.ts';
 import type { CacheKeyRow, CacheRow, Database } from '../db/schema.ts';
 import { deleteCache, findCacheByName, insertCache, listCaches, updateCache, type CachePatch } from '../db/repos/caches.ts';
-import { insertCacheKey, listCacheKeys, setCacheKeyState } from '../db/repos/cache-keys.ts';
+import { findCacheKey, insertCacheKey, listCacheKeys, setCacheKeyState } from '../db/repos/cache-keys.ts';
 import { activeKeys, nextKeyName, planKeyChanges, type KeyChanges, type KeyPlan } from './cache-keys.ts';
 import { badRequest, conflict, LoftError, notFound } from './errors.ts';
 
@@ -167,7 +167,10 @@ async function writeKeys(db: Kysely<Database>, cacheId: number, plan: KeyPlan): 
       created_at: now,
       retired_at: null,
     });
-    if (!inserted) throw conflict(`signing key '${key.name}' was added concurrently: look at the cache and try again`);
+    // Another replica applying the same declared keys got there first: the same key is no conflict.
+    if (!inserted && (await findCacheKey(db, cacheId, key.name))?.public_key !== key.publicKey().toString()) {
+      throw conflict(`signing key '${key.name}' was added concurrently with another value: look at the cache and try again`);
+    }
   }
   for (const id of plan.retire) await setCacheKeyState(db, id, 'retired', now);
   for (const id of plan.activate) await setCacheKeyState(db, id, 'active', now);

@@ -7,6 +7,10 @@ export async function listCacheKeys(db: Kysely<Database>, cacheIds: number[]): P
   return db.selectFrom('cache_keys').selectAll().where('cache_id', 'in', cacheIds).orderBy('created_at').orderBy('id').execute();
 }
 
+export function findCacheKey(db: Kysely<Database>, cacheId: number, name: string): Promise<CacheKeyRow | undefined> {
+  return db.selectFrom('cache_keys').selectAll().where('cache_id', '=', cacheId).where('name', '=', name).executeTakeFirst();
+}
+
 /** Returns false when the cache already has a key of that name (another replica added it first). */
 export async function insertCacheKey(db: Kysely<Database>, row: Insertable<CacheKeyTable>): Promise<boolean> {
   const res = await db

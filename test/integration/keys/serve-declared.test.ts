@@ -1,6 +1,6 @@
 // `loft serve --mode api` as real processes, configured the way a container platform does it: the
 // default cache's key in LOFT_SIGNING_KEY (an ECS secret). Replicas starting together create the
-// cache once, with that key; a bad key stops the server with one line that names no secret.
+// cache once, with that key; a second key in the secret is added by all of them at once; a bad key stops the server with one line that names no secret.
 // SQLite + disk and PostgreSQL + S3.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,6 +46,14 @@ for (const db of ['sqlite', 'postgres'] as DbKind[]) {
       assert.deepEqual(cfg.signing_keys.map((k) => [k.name, k.state]), [['cache.example.com-1', 'active']], 'created once, one key');
     }
     await Promise.all(replicas.map((r) => r.kill()));
+
+    // A rotation: the secret now holds both keys; every replica starts, and both keys sign.
+    const next = SigningKey.generate('cache.example.com-2');
+    const rotated = await Promise.all(replicas.map(() => startLoft({ mode: 'api', env: { ...env, LOFT_SIGNING_KEY: `${key}\n${next}` } })));
+    t.after(() => Promise.all(rotated.map((r) => r.kill())));
+    const cfg = (await (await fetch(`${rotated[0]!.url}/_api/v1/cache-config/main`)).json()) as CacheConfig;
+    assert.deepEqual(cfg.signing_keys.map((k) => [k.name, k.state]), [['cache.example.com-1', 'active'], ['cache.example.com-2', 'active']]);
+    await Promise.all(rotated.map((r) => r.kill()));
 
     const secretHalf = Buffer.alloc(64, 9).toString('base64');
     const bad = await runLoft({ mode: 'api', env: { ...env, LOFT_SIGNING_KEY: `cache.example.com-2:${secretHalf}` } });
