@@ -80,11 +80,11 @@ export class CacheService {
         name,
         signing_key: plan.primary.secret,
         public_key: plan.primary.publicKey,
-      is_public: s.isPublic ? 1 : 0,
-      priority: s.priority ?? 41,
-      store_dir: s.storeDir ?? DEFAULT_STORE_DIR,
-      upstream_key_names: JSON.stringify(s.upstreamKeyNames ?? ['cache.nixos.org-1']),
-      retention_seconds: s.retentionSeconds ?? null,
+        is_public: s.isPublic ? 1 : 0,
+        priority: s.priority ?? 41,
+        store_dir: s.storeDir ?? DEFAULT_STORE_DIR,
+        upstream_key_names: JSON.stringify(s.upstreamKeyNames ?? ['cache.nixos.org-1']),
+        retention_seconds: s.retentionSeconds ?? null,
         created_at: Date.now(),
       });
       if (inserted) await writeKeys(tx, inserted.id, plan);
