@@ -8,8 +8,8 @@ import { DEFAULT_STORE_DIR } from './store-path.ts';
 const SEED_BYTES = 32;
 const PUBLIC_BYTES = 32;
 const SIGNATURE_BYTES = 64;
-/** DER of a PKCS#8 ed25519 private key up to the 32-byte seed (RFC 8410). */
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+/** DER of an Ed25519 PKCS#8 PrivateKeyInfo up to its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 /** Splits "name:base64" and checks the key name, which Nix uses to pick the key for a Sig line. */
 function splitNamed(s: string, what: string): [string, string] {
@@ -91,9 +91,9 @@ export class SigningKey {
     }
     const seed = raw.subarray(0, SEED_BYTES);
     const pub = raw.subarray(SEED_BYTES);
-    // From the seed alone (PKCS#8), then compared: a public half that does not match would make
-    // signatures nobody can verify (older Node accepts such a JWK, newer throws a bare crypto error).
-    const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+    // The key is made from the seed alone (PKCS#8), then its public half compared with the stored one:
+    // a mismatch would produce signatures nobody can verify (Node 24 refuses such a JWK, Node 20 took it).
+    const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
     if (!rawPublicKey(createPublicKey(key)).equals(pub)) {
       throw new NixFormatError(`invalid secret key '${name}': public half does not match the seed`);
     }
