@@ -462,14 +462,14 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
   const alb = cfg.existingAlbArn
     ? undefined
     : new aws.lb.LoadBalancer(`${n}-alb`, {
-    internal: false,
-    loadBalancerType: 'application',
-    securityGroups: [albSgId],
-    subnets: publicSubnetIds,
-    idleTimeout: cfg.albIdleTimeout,
-    dropInvalidHeaderFields: true,
-    tags,
-  });
+        internal: false,
+        loadBalancerType: 'application',
+        securityGroups: [albSgId],
+        subnets: publicSubnetIds,
+        idleTimeout: cfg.albIdleTimeout,
+        dropInvalidHeaderFields: true,
+        tags,
+      });
   const targetGroup = new aws.lb.TargetGroup(`${n}-api`, {
     vpcId,
     port: CONTAINER_PORT,
