@@ -5,7 +5,8 @@
 # Production (infra/): `serve --mode api` behind a load balancer, `serve --mode worker` for GC,
 # configured entirely by LOFT_* environment variables (docs/config.md).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 is the LTS line CI tests (package.json engines: >= 22; Node 20 is end-of-life).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ── build: native addons, TypeScript, then drop the dev dependencies ──────────────────────────
 FROM ${NODE_IMAGE} AS build
@@ -16,11 +17,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# infra/ (the Pulumi program, an npm workspace) is not in the build context (.dockerignore) and
+# not in the image: install and prune the root package only.
+RUN npm ci --workspaces=false --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund
+ && npm prune --omit=dev --workspaces=false --no-audit --no-fund
 
 # ── runtime ──────────────────────────────────────────────────────────────────────────────────
 FROM ${NODE_IMAGE}

@@ -50,7 +50,7 @@ export interface LoftConfig {
   dbSkipFinalSnapshot: boolean;
   dbPerformanceInsights: boolean;
   /**
-   * `sslmode` of the database URL. RDS PostgreSQL 15+ forces TLS (rds.force_ssl=1). node-postgres
+   * `sslmode` of the database URL. The parameter group forces TLS (rds.force_ssl=1). node-postgres
    * treats `require` as `verify-full`, which fails unless the RDS CA bundle is trusted in the image
    * (NODE_EXTRA_CA_CERTS), so the default encrypts without verifying the certificate.
    */
@@ -81,6 +81,57 @@ export interface LoftConfig {
 
   /** Extra tags on every resource that takes tags. */
   tags: Record<string, string>;
+
+  // ── shared infrastructure (the seed's scenario B): use what exists instead of creating it ──
+  /** An existing ECS cluster (ARN) for the services, instead of a new one. */
+  existingClusterArn?: string;
+  /**
+   * An existing ALB: its ARN, the listener (HTTPS, usually) that gets a host-header rule for
+   * `domainName`, and its security group (the tasks admit 8080 from it). Set all three together.
+   */
+  existingAlbArn?: string;
+  existingAlbListenerArn?: string;
+  existingAlbSecurityGroupId?: string;
+  /** Priority of the listener rule on a shared ALB (unique per listener). */
+  albRulePriority: number;
+  /**
+   * An existing PostgreSQL (e.g. a `loft` database on a shared RDS instance): a Secrets Manager
+   * secret holding the whole `LOFT_DATABASE_URL` (with `sslmode`), the instance's security group
+   * (the tasks get a 5432 rule into it) and its identifier (alarms, dashboard). Set all three together.
+   */
+  existingDbUrlSecretArn?: string;
+  existingDbSecurityGroupId?: string;
+  existingDbInstanceIdentifier?: string;
+
+  // ── cache signing keys (docs/deployment.md, "Rotate a signing key") ─────────
+  /** The cache that LOFT_SIGNING_KEY signs for (LOFT_DEFAULT_CACHE); created public on first start. */
+  defaultCache: string;
+  /**
+   * The default cache's secret key(s), `nix key generate-secret` output, whitespace-separated
+   * during a rotation (`pulumi config set --secret loft:signingKey …`). Stored in a Secrets
+   * Manager secret created here.
+   */
+  signingKey?: pulumi.Input<string>;
+  /** Or an existing Secrets Manager secret holding the key(s), managed outside Pulumi. */
+  signingKeySecretArn?: string;
+
+  // ── scaling ────────────────────────────────────────────────────────────────
+  /** Service autoscaling bounds of the api service (the seed: 1–3). */
+  apiMinCount: number;
+  apiMaxCount: number;
+  /** Scale out above this average CPU (%), and above this many requests per task per minute. */
+  scaleCpuPercent: number;
+  scaleRequestsPerTarget: number;
+
+  // ── monitoring ─────────────────────────────────────────────────────────────
+  /** E-mail addresses subscribed to the alarm topic (each must confirm AWS's e-mail). */
+  alarmEmails: string[];
+  /** The bucket-size alarm's threshold, GB (the seed's cost warning: 500). */
+  bucketSizeAlarmGb: number;
+
+  // ── DNS ────────────────────────────────────────────────────────────────────
+  /** A Route 53 hosted zone: an alias record `domainName` → the ALB is created in it. */
+  hostedZoneId?: string;
 }
 
 export const DEFAULTS: LoftConfig = {
@@ -115,6 +166,14 @@ export const DEFAULTS: LoftConfig = {
   deregistrationDelaySeconds: 30,
   albIdleTimeout: 60,
   tags: {},
+  albRulePriority: 100,
+  defaultCache: 'main',
+  apiMinCount: 1,
+  apiMaxCount: 3,
+  scaleCpuPercent: 70,
+  scaleRequestsPerTarget: 1000,
+  alarmEmails: [],
+  bucketSizeAlarmGb: 500,
 };
 
 /** Defaults overlaid with `overrides`, validated. Tests build configs with this. */
@@ -154,7 +213,7 @@ export function loadConfig(c: pulumi.Config = new pulumi.Config('loft')): LoftCo
     dbDeletionProtection: c.getBoolean('dbDeletionProtection'),
     dbSkipFinalSnapshot: c.getBoolean('dbSkipFinalSnapshot'),
     dbPerformanceInsights: c.getBoolean('dbPerformanceInsights'),
-    dbSslMode: c.get('dbSslMode', { allowedValues: ['no-verify', 'verify-full', 'disable'] }),
+    dbSslMode: c.get('dbSslMode', { allowedValues: ['no-verify', 'verify-full'] }),
     bucketName: c.get('bucketName'),
     bucketForceDestroy: c.getBoolean('bucketForceDestroy'),
     intelligentTieringDays: c.getNumber('intelligentTieringDays'),
@@ -166,7 +225,30 @@ export function loadConfig(c: pulumi.Config = new pulumi.Config('loft')): LoftCo
     deregistrationDelaySeconds: c.getNumber('deregistrationDelaySeconds'),
     albIdleTimeout: c.getNumber('albIdleTimeout'),
     tags: c.getObject<Record<string, string>>('tags'),
+    existingClusterArn: c.get('existingClusterArn'),
+    existingAlbArn: c.get('existingAlbArn'),
+    existingAlbListenerArn: c.get('existingAlbListenerArn'),
+    existingAlbSecurityGroupId: c.get('existingAlbSecurityGroupId'),
+    albRulePriority: c.getNumber('albRulePriority'),
+    existingDbUrlSecretArn: c.get('existingDbUrlSecretArn'),
+    existingDbSecurityGroupId: c.get('existingDbSecurityGroupId'),
+    existingDbInstanceIdentifier: c.get('existingDbInstanceIdentifier'),
+    defaultCache: c.get('defaultCache'),
+    signingKey: c.getSecret('signingKey'),
+    signingKeySecretArn: c.get('signingKeySecretArn'),
+    apiMinCount: c.getNumber('apiMinCount'),
+    apiMaxCount: c.getNumber('apiMaxCount'),
+    scaleCpuPercent: c.getNumber('scaleCpuPercent'),
+    scaleRequestsPerTarget: c.getNumber('scaleRequestsPerTarget'),
+    alarmEmails: c.getObject<string[]>('alarmEmails'),
+    bucketSizeAlarmGb: c.getNumber('bucketSizeAlarmGb'),
+    hostedZoneId: c.get('hostedZoneId'),
   });
+}
+
+function allOrNone(cfg: LoftConfig, keys: Array<keyof LoftConfig>): void {
+  const given = keys.filter((k) => cfg[k] !== undefined).length;
+  if (given !== 0 && given !== keys.length) throw new Error(`loft: set ${keys.join(', ')} together (or none)`);
 }
 
 function validate(cfg: LoftConfig): void {
@@ -186,6 +268,26 @@ function validate(cfg: LoftConfig): void {
     throw new Error('loft: deregistrationDelaySeconds must be 0–119, below the container stopTimeout (120 s)');
   }
   if (cfg.abortIncompleteMultipartDays < 1) throw new Error('loft: abortIncompleteMultipartDays must be ≥ 1');
+  allOrNone(cfg, ['existingAlbArn', 'existingAlbListenerArn', 'existingAlbSecurityGroupId']);
+  allOrNone(cfg, ['existingDbUrlSecretArn', 'existingDbSecurityGroupId', 'existingDbInstanceIdentifier']);
+  if ((cfg.existingAlbArn || cfg.existingDbUrlSecretArn || cfg.existingClusterArn) && !cfg.vpcId) {
+    throw new Error('loft: a shared ALB, database or cluster lives in an existing VPC: set vpcId, publicSubnetIds and privateSubnetIds too');
+  }
+  if (cfg.existingAlbArn && !cfg.domainName) {
+    throw new Error('loft: a shared ALB routes to Loft by host name: set domainName');
+  }
+  if (cfg.hostedZoneId && !cfg.domainName) throw new Error('loft: hostedZoneId needs domainName (the record to create)');
+  if (cfg.signingKey !== undefined && cfg.signingKeySecretArn !== undefined) {
+    throw new Error('loft: set signingKey or signingKeySecretArn, not both');
+  }
+  if (!(Number.isInteger(cfg.apiMinCount) && cfg.apiMinCount >= 1 && Number.isInteger(cfg.apiMaxCount) && cfg.apiMaxCount >= cfg.apiMinCount)) {
+    throw new Error('loft: apiMinCount must be an integer ≥ 1 and apiMaxCount an integer ≥ apiMinCount');
+  }
+  if (cfg.apiDesiredCount > cfg.apiMaxCount) throw new Error('loft: apiDesiredCount must not exceed apiMaxCount');
+  if (!(cfg.scaleCpuPercent > 0 && cfg.scaleCpuPercent <= 100)) throw new Error('loft: scaleCpuPercent must be in (0, 100]');
+  if (!(cfg.scaleRequestsPerTarget > 0)) throw new Error('loft: scaleRequestsPerTarget must be > 0');
+  if (!(cfg.bucketSizeAlarmGb > 0)) throw new Error('loft: bucketSizeAlarmGb must be > 0');
+  if (cfg.dbSslMode === 'disable') throw new Error('loft: dbSslMode disable is refused: the database requires TLS (rds.force_ssl)');
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(cfg.name)) {
     throw new Error('loft: name must be lowercase letters, digits and dashes, ≤ 20 characters (ALB names are short)');
   }

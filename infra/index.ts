@@ -8,16 +8,21 @@ const stack = createLoftStack(loadConfig());
 export const cacheUrl = stack.cacheUrl;
 export const bucketName = stack.bucket.bucket;
 export const ecrRepositoryUrl = stack.repository.repositoryUrl;
-export const dbEndpoint = stack.db.endpoint;
-export const albDnsName = stack.alb.dnsName;
+/** Undefined with a shared database. */
+export const dbEndpoint = stack.db?.endpoint;
+export const albDnsName = stack.albDnsName;
 export const httpsEnabled = stack.httpsEnabled;
 export const region = stack.region;
-export const clusterName = stack.cluster.name;
+export const clusterName = stack.clusterName;
 export const apiServiceName = stack.apiService.name;
 export const workerServiceName = stack.workerService.name;
 export const logGroupName = stack.logGroup.name;
-export const databaseUrlSecretArn = stack.dbUrlSecret.arn;
+export const databaseUrlSecretArn = stack.dbUrlSecretArn;
 export const tokenSecretArn = stack.tokenSecret.arn;
+/** The secret holding the default cache's signing key(s) (LOFT_SIGNING_KEY), when configured. */
+export const signingKeySecretArn = stack.signingKeySecretArn;
+export const alarmTopicArn = stack.monitoring.topic.arn;
+export const dashboardName = stack.monitoring.dashboard.dashboardName;
 /** For the release pipeline's `aws ecs run-task` (migrations, `loft token create`): see README.md. */
 export const migrateTaskDefinitionArn = stack.taskDefinitions.migrate.arn;
 export const migrateTaskFamily = stack.taskDefinitions.migrate.family;

@@ -2,6 +2,8 @@ import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import * as random from '@pulumi/random';
 import type { LoftConfig } from './config.ts';
+import { createMonitoring, type Monitoring } from './monitoring.ts';
+import { createApiScaling, type ApiScaling } from './scaling.ts';
 
 /**
  * Loft on AWS, after the seed design's diagram:
@@ -11,8 +13,9 @@ import type { LoftConfig } from './config.ts';
  *                           (private subnets) ──5432──▶ RDS PostgreSQL 16   ──HTTPS──▶ S3 bucket (chunks)
  *
  * Security groups chain ALB → ECS → RDS; the task role may only read/write/delete objects of the
- * one bucket; the execution role may only pull the image, write its log group and read the two
- * secrets (database URL, token HS256 secret).
+ * one bucket; the execution role may only pull the image, write its log group and read Loft's
+ * secrets (database URL, token HS256 secret, cache signing key). The ECS cluster, the ALB and the
+ * database may be existing, shared ones (the seed's scenario B) given by config.
  */
 
 export const CONTAINER_NAME = 'loft';
@@ -28,7 +31,9 @@ export interface LoftStack {
   /** Where the tasks run (private subnets, or public ones when there is no NAT gateway). */
   taskSubnetIds: pulumi.Input<string>[];
   assignPublicIp: boolean;
-  securityGroups: { alb: aws.ec2.SecurityGroup; ecs: aws.ec2.SecurityGroup; rds: aws.ec2.SecurityGroup };
+  /** Groups created here (none for a shared ALB or database), and the ids in use either way. */
+  securityGroups: { alb?: aws.ec2.SecurityGroup; ecs: aws.ec2.SecurityGroup; rds?: aws.ec2.SecurityGroup };
+  securityGroupIds: { alb: pulumi.Input<string>; ecs: pulumi.Input<string>; rds: pulumi.Input<string> };
   ingressRules: aws.vpc.SecurityGroupIngressRule[];
   egressRules: aws.vpc.SecurityGroupEgressRule[];
   bucket: aws.s3.Bucket;
@@ -37,12 +42,20 @@ export interface LoftStack {
   bucketEncryption: aws.s3.BucketServerSideEncryptionConfiguration;
   bucketLifecycle: aws.s3.BucketLifecycleConfiguration;
   bucketPolicy: aws.s3.BucketPolicy;
-  db: aws.rds.Instance;
-  dbUrlSecret: aws.secretsmanager.Secret;
+  /** Undefined with a shared database (existingDbUrlSecretArn). */
+  db?: aws.rds.Instance;
+  dbParameterGroup?: aws.rds.ParameterGroup;
+  dbUrlSecretArn: pulumi.Input<string>;
   tokenSecret: aws.secretsmanager.Secret;
+  /** The default cache's signing key(s): a secret created here (signingKey), or the one given. */
+  signingKeySecret?: aws.secretsmanager.Secret;
+  signingKeySecretArn?: pulumi.Input<string>;
   repository: aws.ecr.Repository;
   logGroup: aws.cloudwatch.LogGroup;
-  cluster: aws.ecs.Cluster;
+  /** Undefined with a shared cluster (existingClusterArn). */
+  cluster?: aws.ecs.Cluster;
+  clusterArn: pulumi.Input<string>;
+  clusterName: pulumi.Input<string>;
   executionRole: aws.iam.Role;
   executionRolePolicy: aws.iam.RolePolicy;
   taskRole: aws.iam.Role;
@@ -50,9 +63,17 @@ export interface LoftStack {
   taskDefinitions: Record<ServeMode, aws.ecs.TaskDefinition>;
   apiService: aws.ecs.Service;
   workerService: aws.ecs.Service;
-  alb: aws.lb.LoadBalancer;
+  /** Undefined with a shared ALB, which gets a host-header `listenerRule` instead of `listeners`. */
+  alb?: aws.lb.LoadBalancer;
+  albDnsName: pulumi.Input<string>;
+  albArnSuffix: pulumi.Input<string>;
   targetGroup: aws.lb.TargetGroup;
   listeners: aws.lb.Listener[];
+  listenerRule?: aws.lb.ListenerRule;
+  dnsRecord?: aws.route53.Record;
+  /** Undefined while apiDesiredCount is 0 (the first deploy, before an image exists). */
+  scaling?: ApiScaling;
+  monitoring: Monitoring;
   httpsEnabled: boolean;
   cacheUrl: pulumi.Output<string>;
   region: pulumi.Output<string>;
@@ -156,19 +177,30 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
 
   // ── security groups: ALB 80/443 from anywhere → ECS 8080 from the ALB only → RDS 5432 from ECS only ──
   // Rules are separate resources: the ALB and ECS groups refer to each other, which inline rules cannot.
-  const albSg = new aws.ec2.SecurityGroup(`${n}-alb`, { vpcId, description: 'Loft ALB: HTTP/HTTPS from anywhere', tags: tagged(`${n}-alb`) });
+  // A shared ALB or database keeps its own group; Loft only adds the rules it needs to it.
+  const albSg = cfg.existingAlbArn
+    ? undefined
+    : new aws.ec2.SecurityGroup(`${n}-alb`, { vpcId, description: 'Loft ALB: HTTP/HTTPS from anywhere', tags: tagged(`${n}-alb`) });
   const ecsSg = new aws.ec2.SecurityGroup(`${n}-ecs`, { vpcId, description: 'Loft ECS tasks: 8080 from the ALB only', tags: tagged(`${n}-ecs`) });
-  const rdsSg = new aws.ec2.SecurityGroup(`${n}-rds`, { vpcId, description: 'Loft RDS: 5432 from the ECS tasks only', tags: tagged(`${n}-rds`) });
+  const rdsSg = cfg.existingDbUrlSecretArn
+    ? undefined
+    : new aws.ec2.SecurityGroup(`${n}-rds`, { vpcId, description: 'Loft RDS: 5432 from the ECS tasks only', tags: tagged(`${n}-rds`) });
+  const albSgId: pulumi.Input<string> = albSg?.id ?? cfg.existingAlbSecurityGroupId!;
+  const rdsSgId: pulumi.Input<string> = rdsSg?.id ?? cfg.existingDbSecurityGroupId!;
   const tcp = { ipProtocol: 'tcp' };
   const ingressRules = [
-    new aws.vpc.SecurityGroupIngressRule(`${n}-alb-in-http`, { ...tcp, securityGroupId: albSg.id, fromPort: 80, toPort: 80, cidrIpv4: '0.0.0.0/0', description: 'HTTP from anywhere', tags }),
-    new aws.vpc.SecurityGroupIngressRule(`${n}-alb-in-https`, { ...tcp, securityGroupId: albSg.id, fromPort: 443, toPort: 443, cidrIpv4: '0.0.0.0/0', description: 'HTTPS from anywhere', tags }),
-    new aws.vpc.SecurityGroupIngressRule(`${n}-ecs-in-alb`, { ...tcp, securityGroupId: ecsSg.id, fromPort: CONTAINER_PORT, toPort: CONTAINER_PORT, referencedSecurityGroupId: albSg.id, description: 'Loft API from the ALB', tags }),
-    new aws.vpc.SecurityGroupIngressRule(`${n}-rds-in-ecs`, { ...tcp, securityGroupId: rdsSg.id, fromPort: 5432, toPort: 5432, referencedSecurityGroupId: ecsSg.id, description: 'PostgreSQL from the Loft tasks', tags }),
+    ...(albSg
+      ? [
+          new aws.vpc.SecurityGroupIngressRule(`${n}-alb-in-http`, { ...tcp, securityGroupId: albSg.id, fromPort: 80, toPort: 80, cidrIpv4: '0.0.0.0/0', description: 'HTTP from anywhere', tags }),
+          new aws.vpc.SecurityGroupIngressRule(`${n}-alb-in-https`, { ...tcp, securityGroupId: albSg.id, fromPort: 443, toPort: 443, cidrIpv4: '0.0.0.0/0', description: 'HTTPS from anywhere', tags }),
+        ]
+      : []),
+    new aws.vpc.SecurityGroupIngressRule(`${n}-ecs-in-alb`, { ...tcp, securityGroupId: ecsSg.id, fromPort: CONTAINER_PORT, toPort: CONTAINER_PORT, referencedSecurityGroupId: albSgId, description: 'Loft API from the ALB', tags }),
+    new aws.vpc.SecurityGroupIngressRule(`${n}-rds-in-ecs`, { ...tcp, securityGroupId: rdsSgId, fromPort: 5432, toPort: 5432, referencedSecurityGroupId: ecsSg.id, description: 'PostgreSQL from the Loft tasks', tags }),
   ];
   const egressRules = [
-    new aws.vpc.SecurityGroupEgressRule(`${n}-alb-out-ecs`, { ...tcp, securityGroupId: albSg.id, fromPort: CONTAINER_PORT, toPort: CONTAINER_PORT, referencedSecurityGroupId: ecsSg.id, description: 'to the Loft tasks', tags }),
-    new aws.vpc.SecurityGroupEgressRule(`${n}-ecs-out-rds`, { ...tcp, securityGroupId: ecsSg.id, fromPort: 5432, toPort: 5432, referencedSecurityGroupId: rdsSg.id, description: 'to PostgreSQL', tags }),
+    new aws.vpc.SecurityGroupEgressRule(`${n}-alb-out-ecs`, { ...tcp, securityGroupId: albSgId, fromPort: CONTAINER_PORT, toPort: CONTAINER_PORT, referencedSecurityGroupId: ecsSg.id, description: 'to the Loft tasks', tags }),
+    new aws.vpc.SecurityGroupEgressRule(`${n}-ecs-out-rds`, { ...tcp, securityGroupId: ecsSg.id, fromPort: 5432, toPort: 5432, referencedSecurityGroupId: rdsSgId, description: 'to PostgreSQL', tags }),
     // S3 (gateway endpoint), ECR, Secrets Manager, CloudWatch Logs: all HTTPS.
     new aws.vpc.SecurityGroupEgressRule(`${n}-ecs-out-https`, { ...tcp, securityGroupId: ecsSg.id, fromPort: 443, toPort: 443, cidrIpv4: '0.0.0.0/0', description: 'HTTPS to AWS APIs', tags }),
   ];
@@ -249,50 +281,64 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
   );
   const region = bucket.region;
 
+  // ── RDS PostgreSQL (or a shared database: its URL secret is given) ──────────
+  let db: aws.rds.Instance | undefined;
+  let dbParameterGroup: aws.rds.ParameterGroup | undefined;
+  let dbUrlSecretArn: pulumi.Input<string>;
+  if (cfg.existingDbUrlSecretArn) {
+    dbUrlSecretArn = cfg.existingDbUrlSecretArn;
+  } else {
+    const dbPassword = new random.RandomPassword(`${n}-db-password`, { length: 32, special: false });
+    // TLS is required of every client, not only asked for in the URL (the seed: "in-transit (require SSL)").
+    dbParameterGroup = new aws.rds.ParameterGroup(`${n}-db`, {
+      family: `postgres${cfg.dbEngineVersion.split('.')[0]}`,
+      description: 'Loft PostgreSQL: TLS required',
+      parameters: [{ name: 'rds.force_ssl', value: '1', applyMethod: 'immediate' }],
+      tags,
+    });
+    const dbSubnets = new aws.rds.SubnetGroup(`${n}-db`, { subnetIds: privateSubnetIds, tags });
+    db = new aws.rds.Instance(`${n}-db`, {
+      engine: 'postgres',
+      engineVersion: cfg.dbEngineVersion,
+      instanceClass: cfg.dbInstanceClass,
+      allocatedStorage: cfg.dbAllocatedStorageGb,
+      maxAllocatedStorage: cfg.dbMaxAllocatedStorageGb,
+      storageType: 'gp3',
+      storageEncrypted: true,
+      dbName: 'loft',
+      username: 'loft',
+      password: dbPassword.result,
+      port: 5432,
+      dbSubnetGroupName: dbSubnets.name,
+      parameterGroupName: dbParameterGroup.name,
+      vpcSecurityGroupIds: [rdsSgId],
+      publiclyAccessible: false,
+      multiAz: cfg.dbMultiAz,
+      backupRetentionPeriod: cfg.dbBackupRetentionDays,
+      copyTagsToSnapshot: true,
+      deletionProtection: cfg.dbDeletionProtection,
+      skipFinalSnapshot: cfg.dbSkipFinalSnapshot,
+      finalSnapshotIdentifier: cfg.dbSkipFinalSnapshot ? undefined : `${n}-db-final`,
+      performanceInsightsEnabled: cfg.dbPerformanceInsights,
+      autoMinorVersionUpgrade: true,
+      applyImmediately: false,
+      tags,
+    });
+    const dbUrlSecret = new aws.secretsmanager.Secret(`${n}-database-url`, {
+      description: 'Loft LOFT_DATABASE_URL (PostgreSQL connection URL with password)',
+      tags,
+    });
+    new aws.secretsmanager.SecretVersion(`${n}-database-url`, {
+      secretId: dbUrlSecret.id,
+      secretString: pulumi.secret(
+        pulumi.interpolate`postgresql://loft:${dbPassword.result}@${db.address}:${db.port}/loft?sslmode=${cfg.dbSslMode}`,
+      ),
+    });
+    dbUrlSecretArn = dbUrlSecret.arn;
+  }
+
   // ── secrets ────────────────────────────────────────────────────────────────
-  const dbPassword = new random.RandomPassword(`${n}-db-password`, { length: 32, special: false });
   const tokenBytes = new random.RandomBytes(`${n}-token-hs256-secret`, { length: 32 });
-
-  // ── RDS PostgreSQL ─────────────────────────────────────────────────────────
-  const dbSubnets = new aws.rds.SubnetGroup(`${n}-db`, { subnetIds: privateSubnetIds, tags });
-  const db = new aws.rds.Instance(`${n}-db`, {
-    engine: 'postgres',
-    engineVersion: cfg.dbEngineVersion,
-    instanceClass: cfg.dbInstanceClass,
-    allocatedStorage: cfg.dbAllocatedStorageGb,
-    maxAllocatedStorage: cfg.dbMaxAllocatedStorageGb,
-    storageType: 'gp3',
-    storageEncrypted: true,
-    dbName: 'loft',
-    username: 'loft',
-    password: dbPassword.result,
-    port: 5432,
-    dbSubnetGroupName: dbSubnets.name,
-    vpcSecurityGroupIds: [rdsSg.id],
-    publiclyAccessible: false,
-    multiAz: cfg.dbMultiAz,
-    backupRetentionPeriod: cfg.dbBackupRetentionDays,
-    copyTagsToSnapshot: true,
-    deletionProtection: cfg.dbDeletionProtection,
-    skipFinalSnapshot: cfg.dbSkipFinalSnapshot,
-    finalSnapshotIdentifier: cfg.dbSkipFinalSnapshot ? undefined : `${n}-db-final`,
-    performanceInsightsEnabled: cfg.dbPerformanceInsights,
-    autoMinorVersionUpgrade: true,
-    applyImmediately: false,
-    tags,
-  });
-
-  const dbUrlSecret = new aws.secretsmanager.Secret(`${n}-database-url`, {
-    description: 'Loft LOFT_DATABASE_URL (PostgreSQL connection URL with password)',
-    tags,
-  });
-  const sslQuery = cfg.dbSslMode === 'disable' ? '' : `?sslmode=${cfg.dbSslMode}`;
-  new aws.secretsmanager.SecretVersion(`${n}-database-url`, {
-    secretId: dbUrlSecret.id,
-    secretString: pulumi.secret(
-      pulumi.interpolate`postgresql://loft:${dbPassword.result}@${db.address}:${db.port}/loft${sslQuery}`,
-    ),
-  });
   const tokenSecret = new aws.secretsmanager.Secret(`${n}-token-hs256-secret`, {
     description: 'Loft LOFT_TOKEN_HS256_SECRET (base64, 32 bytes): signs and verifies access tokens',
     tags,
@@ -301,6 +347,24 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     secretId: tokenSecret.id,
     secretString: pulumi.secret(tokenBytes.base64),
   });
+  // The design's decision 9: the signing key lives in Secrets Manager, so a lost database does not lose it.
+  let signingKeySecret: aws.secretsmanager.Secret | undefined;
+  if (cfg.signingKey !== undefined) {
+    signingKeySecret = new aws.secretsmanager.Secret(`${n}-signing-key`, {
+      description: `Loft LOFT_SIGNING_KEY: Nix secret key(s) of cache '${cfg.defaultCache}' (several during a rotation)`,
+      tags,
+    });
+    new aws.secretsmanager.SecretVersion(`${n}-signing-key`, {
+      secretId: signingKeySecret.id,
+      secretString: pulumi.secret(cfg.signingKey),
+    });
+  } else if (cfg.signingKeySecretArn === undefined) {
+    pulumi.log.warn(
+      'loft: no signingKey or signingKeySecretArn configured, so cache signing keys are generated into the database: ' +
+        'losing the database loses them, and every client must then trust a new key.',
+    );
+  }
+  const signingKeySecretArn: pulumi.Input<string> | undefined = signingKeySecret?.arn ?? cfg.signingKeySecretArn;
 
   // ── ECR, logs, cluster ─────────────────────────────────────────────────────
   const repository = new aws.ecr.Repository(`${n}`, {
@@ -335,10 +399,11 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     retentionInDays: cfg.logRetentionDays,
     tags,
   });
-  const cluster = new aws.ecs.Cluster(`${n}`, {
-    settings: [{ name: 'containerInsights', value: 'disabled' }],
-    tags,
-  });
+  const cluster = cfg.existingClusterArn
+    ? undefined
+    : new aws.ecs.Cluster(`${n}`, { settings: [{ name: 'containerInsights', value: 'disabled' }], tags });
+  const clusterArn: pulumi.Input<string> = cluster?.arn ?? cfg.existingClusterArn!;
+  const clusterName: pulumi.Input<string> = cluster?.name ?? cfg.existingClusterArn!.split('/').at(-1)!;
 
   // ── IAM ────────────────────────────────────────────────────────────────────
   const assumeByEcsTasks = JSON.stringify({
@@ -346,7 +411,7 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     Statement: [{ Effect: 'Allow', Principal: { Service: 'ecs-tasks.amazonaws.com' }, Action: 'sts:AssumeRole' }],
   });
   const executionRole = new aws.iam.Role(`${n}-execution`, {
-    description: 'Loft ECS task execution: pull the image, write logs, read the two Loft secrets',
+    description: 'Loft ECS task execution: pull the image, write logs, read the Loft secrets',
     assumeRolePolicy: assumeByEcsTasks,
     tags,
   });
@@ -372,7 +437,7 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
           Sid: 'LoftSecrets',
           Effect: 'Allow',
           Action: ['secretsmanager:GetSecretValue'],
-          Resource: [dbUrlSecret.arn, tokenSecret.arn],
+          Resource: [dbUrlSecretArn, tokenSecret.arn, ...(signingKeySecretArn ? [signingKeySecretArn] : [])],
         },
       ],
     }),
@@ -394,15 +459,17 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
   });
 
   // ── load balancer ──────────────────────────────────────────────────────────
-  const alb = new aws.lb.LoadBalancer(`${n}-alb`, {
-    internal: false,
-    loadBalancerType: 'application',
-    securityGroups: [albSg.id],
-    subnets: publicSubnetIds,
-    idleTimeout: cfg.albIdleTimeout,
-    dropInvalidHeaderFields: true,
-    tags,
-  });
+  const alb = cfg.existingAlbArn
+    ? undefined
+    : new aws.lb.LoadBalancer(`${n}-alb`, {
+        internal: false,
+        loadBalancerType: 'application',
+        securityGroups: [albSgId],
+        subnets: publicSubnetIds,
+        idleTimeout: cfg.albIdleTimeout,
+        dropInvalidHeaderFields: true,
+        tags,
+      });
   const targetGroup = new aws.lb.TargetGroup(`${n}-api`, {
     vpcId,
     port: CONTAINER_PORT,
@@ -422,12 +489,26 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     },
     tags,
   });
-  const httpsEnabled = Boolean(cfg.certificateArn);
+  const sharedAlb = cfg.existingAlbArn ? aws.lb.getLoadBalancerOutput({ arn: cfg.existingAlbArn }) : undefined;
+  const albDnsName = alb?.dnsName ?? sharedAlb!.dnsName;
+  const albZoneId = alb?.zoneId ?? sharedAlb!.zoneId;
+  const albArnSuffix = alb?.arnSuffix ?? sharedAlb!.arnSuffix;
+  // A shared ALB's listener is the operator's (HTTPS, as README.md asks); Loft adds one host-header rule.
+  const httpsEnabled = Boolean(cfg.certificateArn) || Boolean(cfg.existingAlbArn);
   const listeners: aws.lb.Listener[] = [];
-  if (httpsEnabled) {
+  let listenerRule: aws.lb.ListenerRule | undefined;
+  if (cfg.existingAlbListenerArn) {
+    listenerRule = new aws.lb.ListenerRule(`${n}-host`, {
+      listenerArn: cfg.existingAlbListenerArn,
+      priority: cfg.albRulePriority,
+      conditions: [{ hostHeader: { values: [cfg.domainName!] } }],
+      actions: [{ type: 'forward', targetGroupArn: targetGroup.arn }],
+      tags,
+    });
+  } else if (httpsEnabled) {
     listeners.push(
       new aws.lb.Listener(`${n}-https`, {
-        loadBalancerArn: alb.arn,
+        loadBalancerArn: alb!.arn,
         port: 443,
         protocol: 'HTTPS',
         sslPolicy: cfg.sslPolicy,
@@ -436,7 +517,7 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
         tags,
       }),
       new aws.lb.Listener(`${n}-http`, {
-        loadBalancerArn: alb.arn,
+        loadBalancerArn: alb!.arn,
         port: 80,
         protocol: 'HTTP',
         defaultActions: [{ type: 'redirect', redirect: { protocol: 'HTTPS', port: '443', statusCode: 'HTTP_301' } }],
@@ -450,7 +531,7 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     );
     listeners.push(
       new aws.lb.Listener(`${n}-http`, {
-        loadBalancerArn: alb.arn,
+        loadBalancerArn: alb!.arn,
         port: 80,
         protocol: 'HTTP',
         defaultActions: [{ type: 'forward', targetGroupArn: targetGroup.arn }],
@@ -461,7 +542,15 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
   const scheme = httpsEnabled ? 'https' : 'http';
   const cacheUrl = cfg.domainName
     ? pulumi.output(`${scheme}://${cfg.domainName}`)
-    : pulumi.interpolate`${scheme}://${alb.dnsName}`;
+    : pulumi.interpolate`${scheme}://${albDnsName}`;
+  const dnsRecord = cfg.hostedZoneId
+    ? new aws.route53.Record(`${n}-alias`, {
+        zoneId: cfg.hostedZoneId,
+        name: cfg.domainName!,
+        type: 'A',
+        aliases: [{ name: albDnsName, zoneId: albZoneId, evaluateTargetHealth: true }],
+      })
+    : undefined;
 
   // ── task definitions and services ──────────────────────────────────────────
   const sizes: Record<ServeMode, { cpu: number; memory: number }> = {
@@ -494,10 +583,13 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
             { name: 'LOFT_S3_REGION', value: region },
             { name: 'LOFT_PUBLIC_URL', value: cacheUrl },
             { name: 'LOFT_LOG_LEVEL', value: cfg.logLevel },
+            { name: 'LOFT_DEFAULT_CACHE', value: cfg.defaultCache },
           ],
           secrets: [
-            { name: 'LOFT_DATABASE_URL', valueFrom: dbUrlSecret.arn },
+            { name: 'LOFT_DATABASE_URL', valueFrom: dbUrlSecretArn },
             { name: 'LOFT_TOKEN_HS256_SECRET', valueFrom: tokenSecret.arn },
+            // Only the api tasks sign narinfos; they apply the key(s) to the default cache at start.
+            ...(mode === 'api' && signingKeySecretArn ? [{ name: 'LOFT_SIGNING_KEY', valueFrom: signingKeySecretArn }] : []),
           ],
           logConfiguration: {
             logDriver: 'awslogs',
@@ -520,7 +612,7 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
   const apiService = new aws.ecs.Service(
     `${n}-api`,
     {
-      cluster: cluster.arn,
+      cluster: clusterArn,
       taskDefinition: taskDefinitions.api.arn,
       desiredCount: cfg.apiDesiredCount,
       launchType: 'FARGATE',
@@ -534,10 +626,11 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
       propagateTags: 'SERVICE',
       tags,
     },
-    { dependsOn: listeners },
+    // The autoscaler owns the task count once it runs; apiDesiredCount is only the starting point.
+    { dependsOn: listenerRule ? [listenerRule] : listeners, ignoreChanges: cfg.apiDesiredCount > 0 ? ['desiredCount'] : [] },
   );
   const workerService = new aws.ecs.Service(`${n}-worker`, {
-    cluster: cluster.arn,
+    cluster: clusterArn,
     taskDefinition: taskDefinitions.worker.arn,
     desiredCount: cfg.workerDesiredCount,
     launchType: 'FARGATE',
@@ -550,11 +643,33 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     tags,
   });
 
+  const scaling =
+    cfg.apiDesiredCount > 0
+      ? createApiScaling(cfg, tags, { clusterName, serviceName: apiService.name, albArnSuffix, targetGroupArnSuffix: targetGroup.arnSuffix })
+      : undefined;
+  const monitoring = createMonitoring(
+    cfg,
+    {
+      clusterName,
+      services: [
+        { role: 'api', name: apiService.name, desiredCount: cfg.apiDesiredCount },
+        { role: 'worker', name: workerService.name, desiredCount: cfg.workerDesiredCount },
+      ],
+      albArnSuffix,
+      targetGroupArnSuffix: targetGroup.arnSuffix,
+      dbInstanceIdentifier: db?.identifier ?? cfg.existingDbInstanceIdentifier!,
+      bucketName: bucket.bucket,
+      region,
+    },
+    tags,
+  );
+
   return {
     network: { vpcId, publicSubnetIds, privateSubnetIds },
     taskSubnetIds,
     assignPublicIp,
     securityGroups: { alb: albSg, ecs: ecsSg, rds: rdsSg },
+    securityGroupIds: { alb: albSgId, ecs: ecsSg.id, rds: rdsSgId },
     ingressRules,
     egressRules,
     bucket,
@@ -564,11 +679,16 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     bucketLifecycle,
     bucketPolicy,
     db,
-    dbUrlSecret,
+    dbParameterGroup,
+    dbUrlSecretArn,
     tokenSecret,
+    signingKeySecret,
+    signingKeySecretArn,
     repository,
     logGroup,
     cluster,
+    clusterArn,
+    clusterName,
     executionRole,
     executionRolePolicy,
     taskRole,
@@ -577,8 +697,14 @@ export function createLoftStack(cfg: LoftConfig): LoftStack {
     apiService,
     workerService,
     alb,
+    albDnsName,
+    albArnSuffix,
     targetGroup,
     listeners,
+    listenerRule,
+    dnsRecord,
+    scaling,
+    monitoring,
     httpsEnabled,
     cacheUrl,
     region,

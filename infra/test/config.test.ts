@@ -6,6 +6,8 @@ import { cidrSubnet } from '../stack.ts';
 
 test('defaults follow the seed: db.t4g.micro, 7 days of backups, 2 api tasks, 1 worker, 7-day multipart abort', () => {
   const cfg = resolveConfig();
+  assert.deepEqual([cfg.apiMinCount, cfg.apiMaxCount, cfg.scaleCpuPercent, cfg.scaleRequestsPerTarget], [1, 3, 70, 1000]);
+  assert.equal(cfg.bucketSizeAlarmGb, 500);
   assert.equal(cfg.dbInstanceClass, 'db.t4g.micro');
   assert.equal(cfg.dbEngineVersion, '16');
   assert.equal(cfg.dbBackupRetentionDays, 7);
@@ -39,11 +41,20 @@ test('invalid values are refused', () => {
   assert.throws(() => resolveConfig({ dbBackupRetentionDays: 0 }), /dbBackupRetentionDays/);
   assert.throws(() => resolveConfig({ deregistrationDelaySeconds: 300 }), /stopTimeout/);
   assert.throws(() => resolveConfig({ name: 'Loft_Prod' }), /name/);
+  assert.throws(() => resolveConfig({ dbSslMode: 'disable' }), /requires TLS/);
+  assert.throws(() => resolveConfig({ apiMinCount: 0 }), /apiMinCount/);
+  assert.throws(() => resolveConfig({ apiMinCount: 3, apiMaxCount: 2 }), /apiMaxCount/);
+  assert.throws(() => resolveConfig({ apiDesiredCount: 4 }), /must not exceed apiMaxCount/);
+  assert.throws(() => resolveConfig({ scaleCpuPercent: 120 }), /scaleCpuPercent/);
+  assert.throws(() => resolveConfig({ bucketSizeAlarmGb: 0 }), /bucketSizeAlarmGb/);
+  assert.throws(() => resolveConfig({ hostedZoneId: 'Z1' }), /hostedZoneId needs domainName/);
+  assert.throws(() => resolveConfig({ signingKey: 'k-1:AAAA', signingKeySecretArn: 'arn:x' }), /signingKey or signingKeySecretArn, not both/);
 });
 
 test('loadConfig reads typed loft:* stack configuration', () => {
   pulumi.runtime.setAllConfig({
     'loft:apiDesiredCount': '4',
+    'loft:apiMaxCount': '6',
     'loft:natGateway': 'false',
     'loft:certificateArn': 'arn:aws:acm:eu-west-1:1:certificate/x',
     'loft:privateSubnetIds': '["s-1","s-2"]',

@@ -36,12 +36,18 @@ export function installMocks(project = 'loft', stack = 'test'): void {
             state.address = `${args.name}.cx0example.${REGION}.rds.amazonaws.com`;
             state.endpoint = `${state.address}:5432`;
             state.port ??= 5432;
+            state.identifier = `${args.name}-0123abcd`;
             break;
           case 'aws:ecr/repository:Repository':
             state.repositoryUrl = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${args.name}`;
             break;
           case 'aws:lb/loadBalancer:LoadBalancer':
             state.dnsName = `${args.name}-1234567890.${REGION}.elb.amazonaws.com`;
+            state.arnSuffix = `app/${args.name}/50dc6c495c0c9188`;
+            state.zoneId = 'Z35SXDOTRQ7X7K';
+            break;
+          case 'aws:lb/targetGroup:TargetGroup':
+            state.arnSuffix = `targetgroup/${args.name}/73e2d6bc24d8a067`;
             break;
           case 'aws:cloudwatch/logGroup:LogGroup':
             state.arn = `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${state.name}`;
@@ -69,6 +75,8 @@ export function installMocks(project = 'loft', stack = 'test'): void {
             return { names: [`${REGION}a`, `${REGION}b`, `${REGION}c`], zoneIds: ['use1-az1', 'use1-az2', 'use1-az4'] };
           case 'aws:index/getRegion:getRegion':
             return { id: REGION, name: REGION, region: REGION };
+          case 'aws:lb/getLoadBalancer:getLoadBalancer':
+            return { arn: args.inputs.arn, arnSuffix: 'app/shared-alb/0f1e2d3c4b5a6978', dnsName: 'shared-alb-42.us-east-1.elb.amazonaws.com', zoneId: 'Z35SXDOTRQ7X7K' };
           default:
             return {};
         }

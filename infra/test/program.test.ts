@@ -17,7 +17,7 @@ test('the program exports the cache URL, bucket name, ECR repository URL and DB 
   assert.equal(await valueOf(program.cacheUrl), 'https://nix-cache.example.com');
   assert.match(await valueOf(program.bucketName), /^loft-cache-/);
   assert.equal(await valueOf(program.ecrRepositoryUrl), '123456789012.dkr.ecr.us-east-1.amazonaws.com/loft');
-  assert.match(await valueOf(program.dbEndpoint), /^loft-db\..*\.rds\.amazonaws\.com:5432$/);
+  assert.match(await valueOf(program.dbEndpoint!), /^loft-db\..*\.rds\.amazonaws\.com:5432$/);
   assert.equal(program.httpsEnabled, true);
 });
 
@@ -51,6 +51,10 @@ test('the whole stack is about 50 resources, every one tagged where AWS takes ta
     'aws:iam/rolePolicy:RolePolicy',
     'random:index/randomPassword:RandomPassword',
     'random:index/randomBytes:RandomBytes',
+    'aws:appautoscaling/policy:Policy',
+    'aws:sns/topicSubscription:TopicSubscription',
+    'aws:cloudwatch/dashboard:Dashboard',
+    'aws:route53/record:Record',
   ]);
   const resources = registered.filter((r) => r.type !== 'pulumi:pulumi:Stack');
   assert.ok(resources.length >= 40 && resources.length <= 70, `${resources.length} resources`);

@@ -28,9 +28,9 @@ async function rules(list: typeof stack.ingressRules | typeof stack.egressRules)
   );
 }
 const sg = {
-  alb: await valueOf(stack.securityGroups.alb.id),
+  alb: await valueOf(stack.securityGroups.alb!.id),
   ecs: await valueOf(stack.securityGroups.ecs.id),
-  rds: await valueOf(stack.securityGroups.rds.id),
+  rds: await valueOf(stack.securityGroups.rds!.id),
 };
 const ingress = await rules(stack.ingressRules);
 const egress = await rules(stack.egressRules);
@@ -107,7 +107,7 @@ test('the execution role pulls from the ECR repository, writes its log group and
   }
   const repoArn = await valueOf(stack.repository.arn);
   const logArn = await valueOf(stack.logGroup.arn);
-  const secrets = [await valueOf(stack.dbUrlSecret.arn), await valueOf(stack.tokenSecret.arn)];
+  const secrets = [await valueOf(stack.dbUrlSecretArn), await valueOf(stack.tokenSecret.arn)];
   assert.deepEqual(Object.fromEntries(byAction), {
     'ecr:GetAuthorizationToken': ['*'],
     'ecr:BatchCheckLayerAvailability': [repoArn],

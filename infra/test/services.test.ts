@@ -12,7 +12,12 @@ console.warn = (...args: unknown[]) => void warnings.push(args.join(' '));
 const stack = createLoftStack(resolveConfig({ name: 'svc' }));
 const httpOnlyWarnings = warnings.splice(0);
 const tls = createLoftStack(
-  resolveConfig({ name: 'tls', certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc', domainName: 'cache.example.com' }),
+  resolveConfig({
+    name: 'tls',
+    certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+    domainName: 'cache.example.com',
+    signingKeySecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:loft/signing-key-AbCdEf',
+  }),
 );
 const tlsWarnings = warnings.splice(0);
 console.warn = realWarn;
@@ -64,7 +69,7 @@ test('the api service runs `serve --mode api` behind the ALB, 2 tasks by default
   assert.equal(await valueOf(svc.launchType), 'FARGATE');
   assert.equal(await valueOf(svc.deploymentMinimumHealthyPercent), 100, 'rollouts keep full capacity');
   assert.equal(await valueOf(svc.taskDefinition), await valueOf(stack.taskDefinitions.api.arn));
-  assert.equal(await valueOf(svc.cluster), await valueOf(stack.cluster.arn));
+  assert.equal(await valueOf(svc.cluster), await valueOf(stack.clusterArn));
   const lbs = await valueOf(svc.loadBalancers);
   assert.deepEqual(lbs, [{ targetGroupArn: await valueOf(stack.targetGroup.arn), containerName: 'loft', containerPort: 8080 }]);
   const net = await valueOf(svc.networkConfiguration);
@@ -92,7 +97,7 @@ test('the api container gets LOFT_STORAGE_TYPE=s3 etc. as env, and the DB URL an
   assert.equal(e.LOFT_TOKEN_HS256_SECRET, undefined, 'the token secret must not be plain env');
   assert.ok(!JSON.stringify(c).includes('mockpassword'), 'no password anywhere in the task definition');
   assert.deepEqual(c!.secrets, [
-    { name: 'LOFT_DATABASE_URL', valueFrom: await valueOf(stack.dbUrlSecret.arn) },
+    { name: 'LOFT_DATABASE_URL', valueFrom: await valueOf(stack.dbUrlSecretArn) },
     { name: 'LOFT_TOKEN_HS256_SECRET', valueFrom: await valueOf(stack.tokenSecret.arn) },
   ]);
   assert.equal(c!.logConfiguration.logDriver, 'awslogs');
@@ -137,8 +142,9 @@ test('without a certificate: one HTTP listener forwarding to the target group, a
   assert.equal(await valueOf(l.protocol), 'HTTP');
   assert.deepEqual((await valueOf(l.defaultActions)).map((a) => [a.type, a.targetGroupArn]), [['forward', await valueOf(stack.targetGroup.arn)]]);
   assert.match(await valueOf(stack.cacheUrl), /^http:\/\/svc-alb-\d+\.us-east-1\.elb\.amazonaws\.com$/);
-  assert.equal(httpOnlyWarnings.length, 1);
-  assert.match(httpOnlyWarnings[0]!, /no certificateArn.*HTTP only/);
+  assert.equal(httpOnlyWarnings.length, 2, 'HTTP only, and no signing key in Secrets Manager');
+  assert.ok(httpOnlyWarnings.some((w) => /no certificateArn.*HTTP only/.test(w)));
+  assert.ok(httpOnlyWarnings.some((w) => /no signingKey or signingKeySecretArn.*generated into the database/.test(w)));
 });
 
 test('with a certificate: HTTPS 443 forwards (TLS 1.3 policy), HTTP 80 redirects, no warning', async () => {
@@ -178,9 +184,9 @@ test('the created VPC has 2 public and 2 private subnets in 2 AZs, a NAT gateway
   assert.equal(ofType('aws:ec2/natGateway:NatGateway', 'svc-').length, 1);
   const endpoints = ofType('aws:ec2/vpcEndpoint:VpcEndpoint', 'svc-');
   assert.deepEqual(endpoints.map((e) => [e.inputs.serviceName, e.inputs.vpcEndpointType]), [['com.amazonaws.us-east-1.s3', 'Gateway']]);
-  const albSubnets = await valueOf(stack.alb.subnets);
+  const albSubnets = await valueOf(stack.alb!.subnets);
   assert.deepEqual(albSubnets, await valuesOf(stack.network.publicSubnetIds), 'the ALB is in the public subnets');
-  assert.equal(await valueOf(stack.alb.internal), false);
+  assert.equal(await valueOf(stack.alb!.internal), false);
 });
 
 test('natGateway=false: no NAT gateway, tasks in the public subnets with a public IP', async () => {
@@ -195,10 +201,10 @@ test('natGateway=false: no NAT gateway, tasks in the public subnets with a publi
 test('an existing VPC and subnets are used as given, and no network is created', async () => {
   assert.equal(ofType('aws:ec2/vpc:Vpc', 'byo-').length, 0);
   assert.equal(ofType('aws:ec2/subnet:Subnet', 'byo-').length, 0);
-  assert.deepEqual(await valueOf(byo.alb.subnets), ['subnet-pub-a', 'subnet-pub-b']);
+  assert.deepEqual(await valueOf(byo.alb!.subnets), ['subnet-pub-a', 'subnet-pub-b']);
   const net = await valueOf(byo.apiService.networkConfiguration);
   assert.deepEqual(net!.subnets, ['subnet-priv-a', 'subnet-priv-b']);
   assert.equal(await valueOf(byo.targetGroup.vpcId), 'vpc-123');
-  assert.equal(await valueOf(byo.securityGroups.rds.vpcId), 'vpc-123');
+  assert.equal(await valueOf(byo.securityGroups.rds!.vpcId), 'vpc-123');
   assert.equal(await valueOf(byo.apiService.desiredCount), 3);
 });

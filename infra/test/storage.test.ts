@@ -29,6 +29,11 @@ test('the bucket is encrypted at rest (SSE) and refuses plain-HTTP access', asyn
   assert.equal(rules[0]!.applyServerSideEncryptionByDefault!.sseAlgorithm, 'AES256');
   const policy = JSON.parse(await valueOf(stack.bucketPolicy.policy));
   assert.deepEqual(policy.Statement.map((s: any) => [s.Effect, s.Condition]), [['Deny', { Bool: { 'aws:SecureTransport': 'false' } }]]);
+  const bucketArn = await valueOf(stack.bucket.arn);
+  const [deny] = policy.Statement;
+  assert.equal(deny.Principal, '*', 'whoever asks, including the task role');
+  assert.equal(deny.Action, 's3:*');
+  assert.deepEqual(deny.Resource, [bucketArn, `${bucketArn}/*`], 'the bucket and every object');
 });
 
 test('a lifecycle rule aborts incomplete multipart uploads after 7 days; no tiering by default', async () => {
@@ -54,7 +59,7 @@ test('intelligentTieringDays adds an Intelligent-Tiering transition; bucketName 
 });
 
 test('RDS is PostgreSQL 16, not publicly accessible, encrypted, with 7 days of backups', async () => {
-  const db = stack.db;
+  const db = stack.db!;
   assert.equal(await valueOf(db.engine), 'postgres');
   assert.equal(await valueOf(db.engineVersion), '16');
   assert.equal(await valueOf(db.instanceClass), 'db.t4g.micro');
@@ -63,9 +68,18 @@ test('RDS is PostgreSQL 16, not publicly accessible, encrypted, with 7 days of b
   assert.equal(await valueOf(db.backupRetentionPeriod), 7);
   assert.equal(await valueOf(db.deletionProtection), true);
   assert.equal(await valueOf(db.port), 5432);
-  assert.deepEqual(await valueOf(db.vpcSecurityGroupIds), [await valueOf(stack.securityGroups.rds.id)]);
+  assert.deepEqual(await valueOf(db.vpcSecurityGroupIds), [await valueOf(stack.securityGroups.rds!.id)]);
   const subnetGroup = ofType('aws:rds/subnetGroup:SubnetGroup', 'sto-')[0]!;
   assert.deepEqual(subnetGroup.inputs.subnetIds, await valuesOf(stack.network.privateSubnetIds), 'in the private subnets');
+});
+
+test('RDS requires TLS of every connection (rds.force_ssl=1) and the URL asks for it (sslmode)', async () => {
+  const pg = stack.dbParameterGroup!;
+  assert.equal(await valueOf(pg.family), 'postgres16');
+  assert.deepEqual(await valueOf(pg.parameters), [{ name: 'rds.force_ssl', value: '1', applyMethod: 'immediate' }]);
+  assert.equal(await valueOf(stack.db!.parameterGroupName), await valueOf(pg.name));
+  const url = ofType('aws:secretsmanager/secretVersion:SecretVersion', 'sto-database-url')[0]!;
+  assert.match(secretInput(url.inputs.secretString), /\?sslmode=no-verify$/);
 });
 
 test('the database password is generated, and the URL and token secret live in Secrets Manager', async () => {
@@ -76,7 +90,8 @@ test('the database password is generated, and the URL and token secret live in S
   const versions = ofType('aws:secretsmanager/secretVersion:SecretVersion', 'sto-');
   const byName = Object.fromEntries(versions.map((v) => [v.name, v]));
   const url = byName['sto-database-url']!;
-  assert.equal(url.inputs.secretId, await valueOf(stack.dbUrlSecret.id));
+  assert.equal(url.inputs.secretId, 'sto-database-url_id');
+  assert.match(await valueOf(stack.dbUrlSecretArn), /:secret:sto-database-url-/);
   assert.equal(
     secretInput(url.inputs.secretString),
     'postgresql://loft:mockpasswordmockpasswordmockpass@sto-db.cx0example.us-east-1.rds.amazonaws.com:5432/loft?sslmode=no-verify',
@@ -85,5 +100,5 @@ test('the database password is generated, and the URL and token secret live in S
   assert.equal(token.inputs.secretId, await valueOf(stack.tokenSecret.id));
   assert.equal(Buffer.from(secretInput(token.inputs.secretString), 'base64').length, 32, 'base64 of ≥ 32 bytes, as the server requires');
   // The password reaches RDS and nothing else in plain form.
-  assert.equal(await valueOf(stack.db.password), 'mockpasswordmockpasswordmockpass');
+  assert.equal(await valueOf(stack.db!.password), 'mockpasswordmockpasswordmockpass');
 });

@@ -97,7 +97,8 @@ function cacheSettings(c: Command): Command {
     .option('--upstream-key <name>', 'signing key name of an upstream cache whose paths push skips (repeatable)', collect)
     .option('--no-upstream-keys', 'no upstream cache keys: push filters out nothing')
     .option('--retention <period>', 'drop paths unused for this long: 30d, 12h, 2w, 1y, seconds, or forever')
-    .option('--store-dir <dir>', 'store directory of the cache (default /nix/store)');
+    .option('--store-dir <dir>', 'store directory of the cache (default /nix/store)')
+    .option('--signing-key-file <file>', "the cache's secret signing key, as `nix key generate-secret` writes it (configure: replaces every key)");
 }
 
 export function registerClientCommands(program: Command): void {
@@ -131,19 +132,22 @@ export function registerClientCommands(program: Command): void {
 
   const cache = program.command('cache').description('create, configure, inspect, list and destroy caches');
   withGlobals(cacheSettings(cache.command('create')), true)
-    .description('create a cache (private unless --public); the server generates its signing key')
+    .description('create a cache (private unless --public); the server generates its signing key unless --signing-key-file')
     .argument('<cache>', '[SERVER:]CACHE')
     .action(async (ref: string, opts) => run(opts, async (ctx) => (await import('./commands/cache.ts')).cacheCreateCommand(ref, opts, ctx)));
   withGlobals(cacheSettings(cache.command('configure')), true)
     .description('change only the given settings of a cache')
     .argument('<cache>', '[SERVER:]CACHE')
     .option('--regenerate-key', 'replace the signing key (the new key gets a new name)')
+    .option('--add-signing-key-file <file>', 'add a secret key that signs alongside the current ones (key rotation)')
+    .option('--add-signing-key', 'let the server generate a key (the next name) that signs alongside the current ones')
+    .option('--retire-signing-key <name>', 'stop signing with the key of this name (the end of a rotation)')
     .option('--reset-retention', 'use the server default retention again')
     .action(async (ref: string, opts) =>
       run(opts, async (ctx) => (await import('./commands/cache.ts')).cacheConfigureCommand(ref, opts, ctx)),
     );
   withGlobals(cache.command('info'), true)
-    .description('show a cache: URL, public key, settings and storage statistics')
+    .description('show a cache: URL, signing keys, settings and storage statistics')
     .argument('<cache>', '[SERVER:]CACHE')
     .action(async (ref: string, opts) => run(opts, async (ctx) => (await import('./commands/cache.ts')).cacheInfoCommand(ref, ctx)));
   withGlobals(cache.command('list'), true)

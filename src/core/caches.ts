@@ -2,10 +2,25 @@ import type { Kysely } from 'kysely';
 import { SigningKey } from '../nix/signing.ts';
 import { DEFAULT_STORE_DIR } from '../nix/store-path.ts';
 import { isValidCacheName } from '../token/patterns.ts';
-import type { CacheRow, Database } from '../db/schema.ts';
+import type { CacheKeyRow, CacheRow, Database } from '../db/schema.ts';
 import { deleteCacheHistory } from '../db/repos/usage.ts';
 import { deleteCache, findCacheByName, insertCache, listCaches, updateCache, type CachePatch } from '../db/repos/caches.ts';
-import { badRequest, conflict, notFound } from './errors.ts';
+import { findCacheKey, insertCacheKey, listCacheKeys, setCacheKeyState } from '../db/repos/cache-keys.ts';
+import { activeKeys, nextKeyName, planKeyChanges, type KeyChanges, type KeyPlan } from './cache-keys.ts';
+import { badRequest, conflict, LoftError, notFound } from './errors.ts';
+
+/** A cache with its signing keys (oldest first). */
+export interface Cache extends CacheRow {
+  keys: CacheKeyRow[];
+}
+
+/** Key changes a configure request may ask for, besides explicit keys. */
+export interface ConfigureKeys extends KeyChanges {
+  /** Replace every key with a generated one (the next name). */
+  regenerateKey?: boolean;
+  /** Add a generated key (the next name) that signs alongside the current ones. */
+  generateKey?: boolean;
+}
 
 export interface CacheSettings {
   isPublic?: boolean;
@@ -29,54 +44,62 @@ export function invalidCacheNameMessage(name: string): string {
  * sees another replica's configuration change within CACHE_TTL_MS.
  */
 export class CacheService {
-  private memo = new Map<string, { row: CacheRow | undefined; at: number }>();
+  private memo = new Map<string, { row: Cache | undefined; at: number }>();
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly keyNamePrefix: string,
   ) {}
 
-  async find(name: string): Promise<CacheRow | undefined> {
+  async find(name: string): Promise<Cache | undefined> {
     const hit = this.memo.get(name);
     const now = Date.now();
     if (hit && now - hit.at < CACHE_TTL_MS) return hit.row;
     const row = await findCacheByName(this.db, name);
-    this.memo.set(name, { row, at: now });
-    return row;
+    const cache = row && { ...row, keys: await listCacheKeys(this.db, [row.id]) };
+    this.memo.set(name, { row: cache, at: now });
+    return cache;
   }
 
-  async get(name: string): Promise<CacheRow> {
+  async get(name: string): Promise<Cache> {
     const row = await this.find(name);
     if (!row) throw notFound(`no such cache '${name}'`);
     return row;
   }
 
-  list(): Promise<CacheRow[]> {
-    return listCaches(this.db);
+  async list(): Promise<Cache[]> {
+    const rows = await listCaches(this.db);
+    const keys = await listCacheKeys(this.db, rows.map((r) => r.id));
+    return rows.map((r) => ({ ...r, keys: keys.filter((k) => k.cache_id === r.id) }));
   }
 
-  async create(name: string, s: CacheSettings): Promise<CacheRow> {
+  /** Without `keys`, the server generates the cache's first key. */
+  async create(name: string, s: CacheSettings, keys?: SigningKey[]): Promise<Cache> {
     if (!isValidCacheName(name)) throw badRequest(invalidCacheNameMessage(name));
     if (RESERVED_NAMES.has(name)) throw badRequest(`cache name '${name}' is reserved: the server's web dashboard lives at /${name}`);
     validateSettings(s);
-    const key = SigningKey.generate(`${this.keyNamePrefix}-${name}-1`);
-    const row = await insertCache(this.db, {
-      name,
-      signing_key: key.toString(),
-      public_key: key.publicKey().toString(),
-      is_public: s.isPublic ? 1 : 0,
-      priority: s.priority ?? 41,
-      store_dir: s.storeDir ?? DEFAULT_STORE_DIR,
-      upstream_key_names: JSON.stringify(s.upstreamKeyNames ?? ['cache.nixos.org-1']),
-      retention_seconds: s.retentionSeconds ?? null,
-      created_at: Date.now(),
+    const plan = planKeyChanges(name, [], { add: keys?.length ? keys : [SigningKey.generate(`${this.keyNamePrefix}-${name}-1`)] });
+    const row = await this.db.transaction().execute(async (tx) => {
+      const inserted = await insertCache(tx, {
+        name,
+        signing_key: plan.primary.secret,
+        public_key: plan.primary.publicKey,
+        is_public: s.isPublic ? 1 : 0,
+        priority: s.priority ?? 41,
+        store_dir: s.storeDir ?? DEFAULT_STORE_DIR,
+        upstream_key_names: JSON.stringify(s.upstreamKeyNames ?? ['cache.nixos.org-1']),
+        retention_seconds: s.retentionSeconds ?? null,
+        created_at: Date.now(),
+      });
+      if (inserted) await writeKeys(tx, inserted.id, plan);
+      return inserted;
     });
     if (!row) throw conflict(`cache '${name}' already exists`);
     this.memo.delete(name);
-    return row;
+    return this.get(name);
   }
 
-  async configure(name: string, s: CacheSettings & { regenerateKey?: boolean }): Promise<CacheRow> {
+  async configure(name: string, s: CacheSettings, k: ConfigureKeys = {}): Promise<Cache> {
     const cache = await this.get(name);
     validateSettings(s);
     const patch: CachePatch = {};
@@ -85,15 +108,42 @@ export class CacheService {
     if (s.storeDir !== undefined) patch.store_dir = s.storeDir;
     if (s.upstreamKeyNames !== undefined) patch.upstream_key_names = JSON.stringify(s.upstreamKeyNames);
     if (s.retentionSeconds !== undefined) patch.retention_seconds = s.retentionSeconds;
-    if (s.regenerateKey) {
-      const key = SigningKey.generate(nextKeyName(SigningKey.parse(cache.signing_key).name));
-      patch.signing_key = key.toString();
-      patch.public_key = key.publicKey().toString();
+    const changes: KeyChanges = { replaceWith: k.replaceWith, add: k.add, retire: k.retire };
+    if (k.regenerateKey) changes.replaceWith = [...(changes.replaceWith ?? []), generatedKey(cache.keys)];
+    if (k.generateKey) changes.add = [...(changes.add ?? []), generatedKey(cache.keys)];
+    const keysChange = Object.values(changes).some((v) => v !== undefined);
+    if (Object.keys(patch).length === 0 && !keysChange) throw badRequest('no setting to change was given');
+    const plan = planKeyChanges(name, cache.keys, changes);
+    if (plan.primary.publicKey !== cache.public_key) {
+      patch.signing_key = plan.primary.secret;
+      patch.public_key = plan.primary.publicKey;
     }
-    if (Object.keys(patch).length === 0) throw badRequest('no setting to change was given');
-    await updateCache(this.db, cache.id, patch);
+    const writes = plan.insert.length + plan.activate.length + plan.retire.length + Object.keys(patch).length;
+    if (writes > 0) {
+      await this.db.transaction().execute(async (tx) => {
+        await writeKeys(tx, cache.id, plan);
+        await updateCache(tx, cache.id, patch);
+      });
+    }
     this.memo.delete(name);
     return this.get(name);
+  }
+
+  /**
+   * A cache declared in the server config: created if missing, and its signing keys made exactly
+   * `keys` (others retired). Safe on every start of every replica: an unchanged key set writes nothing.
+   */
+  async declare(name: string, s: CacheSettings, keys: SigningKey[] | undefined): Promise<Cache> {
+    if (!(await this.find(name))) {
+      try {
+        return await this.create(name, s, keys);
+      } catch (e) {
+        // Another replica created it first: fall through and set the keys.
+        if (!(e instanceof LoftError && e.kind === 'conflict' && (await findCacheByName(this.db, name)))) throw e;
+        this.memo.delete(name);
+      }
+    }
+    return keys?.length ? this.configure(name, {}, { replaceWith: keys }) : this.get(name);
   }
 
   async destroy(name: string): Promise<void> {
@@ -104,10 +154,31 @@ export class CacheService {
   }
 }
 
-/** `loft-main-1` → `loft-main-2`: a new key gets a new name so clients can trust both during rotation. */
-function nextKeyName(name: string): string {
-  const m = /^(.*)-(\d+)$/.exec(name);
-  return m ? `${m[1]}-${Number(m[2]) + 1}` : `${name}-2`;
+/** A new key named after the newest one (`loft-main-1` → `loft-main-2`), so clients can trust both during rotation. */
+function generatedKey(keys: CacheKeyRow[]): SigningKey {
+  const newest = activeKeys(keys).at(-1) ?? keys.at(-1)!;
+  return SigningKey.generate(nextKeyName(newest.name, new Set(keys.map((k) => k.name))));
+}
+
+async function writeKeys(db: Kysely<Database>, cacheId: number, plan: KeyPlan): Promise<void> {
+  const now = Date.now();
+  for (const key of plan.insert) {
+    const inserted = await insertCacheKey(db, {
+      cache_id: cacheId,
+      name: key.name,
+      secret_key: key.toString(),
+      public_key: key.publicKey().toString(),
+      state: 'active',
+      created_at: now,
+      retired_at: null,
+    });
+    // Another replica applying the same declared keys got there first: the same key is no conflict.
+    if (!inserted && (await findCacheKey(db, cacheId, key.name))?.public_key !== key.publicKey().toString()) {
+      throw conflict(`signing key '${key.name}' was added concurrently with another value: look at the cache and try again`);
+    }
+  }
+  for (const id of plan.retire) await setCacheKeyState(db, id, 'retired', now);
+  for (const id of plan.activate) await setCacheKeyState(db, id, 'active', now);
 }
 
 function validateSettings(s: CacheSettings): void {

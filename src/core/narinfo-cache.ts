@@ -1,11 +1,12 @@
-import type { CacheRow } from '../db/schema.ts';
+import { activeKeys } from './cache-keys.ts';
+import type { Cache } from './caches.ts';
 
 /**
  * Rendered narinfos (and misses) kept for a short time: popular paths are
  * asked for by every client, and a hit then costs no query. Writes on this
  * replica forget the cache's entries at once (a generation bump); other
- * replicas see a change within `ttlMs`. The key includes the cache's public
- * key, so a regenerated key is never served with an old signature.
+ * replicas see a change within `ttlMs`. The key includes the cache's active
+ * signing keys, so a key change is never served with the old signatures.
  */
 export class NarInfoCache {
   readonly #entries = new Map<string, { text: string | null; expires: number }>();
@@ -17,7 +18,7 @@ export class NarInfoCache {
   ) {}
 
   /** The narinfo text, null for a known miss, undefined when not cached. */
-  get(cache: CacheRow, hash: string): string | null | undefined {
+  get(cache: Cache, hash: string): string | null | undefined {
     const key = this.#key(cache, hash);
     const e = this.#entries.get(key);
     if (!e) return undefined;
@@ -28,7 +29,7 @@ export class NarInfoCache {
     return e.text;
   }
 
-  set(cache: CacheRow, hash: string, text: string | null): void {
+  set(cache: Cache, hash: string, text: string | null): void {
     if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(this.#key(cache, hash), { text, expires: Date.now() + this.ttlMs });
   }
@@ -38,7 +39,7 @@ export class NarInfoCache {
     this.#generations.set(cacheId, (this.#generations.get(cacheId) ?? 0) + 1);
   }
 
-  #key(cache: CacheRow, hash: string): string {
-    return `${cache.id}/${this.#generations.get(cache.id) ?? 0}/${cache.public_key}/${hash}`;
+  #key(cache: Cache, hash: string): string {
+    return `${cache.id}/${this.#generations.get(cache.id) ?? 0}/${activeKeys(cache.keys).map((k) => k.id).join(',')}/${hash}`;
   }
 }

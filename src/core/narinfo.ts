@@ -2,17 +2,19 @@ import type { Kysely } from 'kysely';
 import { formatNarInfo } from '../nix/narinfo.ts';
 import { narFingerprint } from '../nix/fingerprint.ts';
 import { SigningKey } from '../nix/signing.ts';
-import type { CacheRow, Database } from '../db/schema.ts';
-import { setServerSignature, type ObjectWithNar } from '../db/repos/objects.ts';
+import type { Database } from '../db/schema.ts';
+import { setServerSignatures, type ObjectWithNar } from '../db/repos/objects.ts';
+import { activeKeys } from './cache-keys.ts';
+import type { Cache } from './caches.ts';
 
 const keys = new Map<string, SigningKey>();
 
 /** Parsing a key costs more than signing with it; keep one KeyObject per secret. */
-export function signingKeyOf(cache: CacheRow): SigningKey {
-  let key = keys.get(cache.signing_key);
+function signingKey(secret: string): SigningKey {
+  let key = keys.get(secret);
   if (!key) {
-    key = SigningKey.parse(cache.signing_key);
-    keys.set(cache.signing_key, key);
+    key = SigningKey.parse(secret);
+    keys.set(secret, key);
   }
   return key;
 }
@@ -21,17 +23,31 @@ export function narUrl(fileHash: string): string {
   return `nar/${fileHash.slice('sha256:'.length)}.nar.zst`;
 }
 
+/** The path's stored signatures by the public key that made them (schema.ts: one per line). */
+function storedSignatures(obj: ObjectWithNar): Map<string, string> {
+  if (!obj.server_sig || !obj.server_sig_key) return new Map();
+  const sigs = obj.server_sig.split('\n');
+  return new Map(obj.server_sig_key.split('\n').map((pub, i) => [pub, sigs[i]!]));
+}
+
 /**
- * The narinfo of a path as served. The cache's signature is made once and
- * kept; it is remade only when the cache's key has changed since.
+ * The narinfo of a path as served, signed by every active key of the cache (during a rotation
+ * clients trusting either key accept it). A signature is made once per path and key and kept;
+ * only a key added since is signed with, and a retired key's signature is dropped.
  */
-export async function renderNarInfo(db: Kysely<Database>, cache: CacheRow, obj: ObjectWithNar): Promise<string> {
+export async function renderNarInfo(db: Kysely<Database>, cache: Cache, obj: ObjectWithNar): Promise<string> {
   const refs = JSON.parse(obj.references) as string[];
-  let sig = obj.server_sig;
-  if (!sig || obj.server_sig_key !== cache.public_key) {
-    sig = signingKeyOf(cache).sign(narFingerprint(obj.store_path, obj.nar.nar_hash, obj.nar.nar_size, refs, cache.store_dir));
-    await setServerSignature(db, obj.id, sig, cache.public_key);
-  }
+  const signers = activeKeys(cache.keys);
+  const stored = storedSignatures(obj);
+  let fingerprint: string | undefined;
+  const sigs = signers.map(
+    (k) => stored.get(k.public_key) ?? signingKey(k.secret_key).sign((fingerprint ??= narFingerprint(obj.store_path, obj.nar.nar_hash, obj.nar.nar_size, refs, cache.store_dir))),
+  );
+  const publicKeys = signers.map((k) => k.public_key).join('\n');
+  if (obj.server_sig_key !== publicKeys) await setServerSignatures(db, obj.id, sigs.join('\n'), publicKeys);
+  // Our own key names are ours alone: a pushed signature under one (a `nix store sign` re-PUT, or a retired key's) is not served.
+  const own = new Set(cache.keys.map((k) => k.name));
+  const clientSigs = (JSON.parse(obj.client_sigs) as string[]).filter((s) => !own.has(s.slice(0, s.indexOf(':'))));
   return formatNarInfo({
     storePath: obj.store_path,
     url: narUrl(obj.nar.file_hash),
@@ -42,7 +58,7 @@ export async function renderNarInfo(db: Kysely<Database>, cache: CacheRow, obj: 
     narSize: obj.nar.nar_size,
     references: refs,
     deriver: obj.deriver ?? undefined,
-    sigs: [sig, ...(JSON.parse(obj.client_sigs) as string[])],
+    sigs: [...sigs, ...clientSigs],
     ca: obj.ca ?? undefined,
   });
 }

@@ -2,7 +2,6 @@ import type { Kysely } from 'kysely';
 import { parseStorePath, parseStorePathBaseName } from '../nix/store-path.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import { NixFormatError } from '../nix/errors.ts';
-import { SigningKey } from '../nix/signing.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
 import { upsertObject } from '../db/repos/objects.ts';
@@ -64,9 +63,8 @@ export async function recordPath(
         `the uploaded NAR is ${nar.nar_hash} (${nar.nar_size} bytes)`,
     );
   }
-  // A narinfo re-PUT by `nix store sign` carries our own signature; it is re-made from the key, not stored twice.
-  const ownName = SigningKey.parse(cache.signing_key).name;
-  const clientSigs = [...new Set(p.sigs)].filter((s) => !s.startsWith(`${ownName}:`));
+  // Signatures under the cache's own key names are dropped when served (core/narinfo.ts).
+  const clientSigs = [...new Set(p.sigs)];
   const now = Date.now();
   await upsertObject(db, {
     cache_id: cache.id,

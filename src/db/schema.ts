@@ -7,7 +7,11 @@ import type { Generated, Insertable, Selectable } from 'kysely';
 export interface CacheTable {
   id: Generated<number>;
   name: string;
-  /** Nix secret key `name:base64(seed‖pub)`; signs this cache's narinfos. */
+  /**
+   * The newest active key of cache_keys (Nix secret key `name:base64(seed‖pub)`, and its public
+   * key), mirrored for display and for replicas of earlier versions during a rolling upgrade.
+   * cache_keys is the source of truth.
+   */
   signing_key: string;
   public_key: string;
   is_public: number;
@@ -18,6 +22,22 @@ export interface CacheTable {
   /** Seconds an unused path is kept; NULL = the server default. */
   retention_seconds: number | null;
   created_at: number;
+}
+
+export type CacheKeyState = 'active' | 'retired';
+
+/** A cache's narinfo signing key. Every active key signs every narinfo; a retired key signs nothing. */
+export interface CacheKeyTable {
+  id: Generated<number>;
+  cache_id: number;
+  /** The key name (before the ':'), unique per cache: Nix picks the key for a Sig line by it. */
+  name: string;
+  /** Nix secret key `name:base64(seed‖pub)`; never leaves the server. */
+  secret_key: string;
+  public_key: string;
+  state: CacheKeyState;
+  created_at: number;
+  retired_at: number | null;
 }
 
 /** A NAR, global and content-addressed: stored once whatever the number of caches that hold it. */
@@ -66,7 +86,10 @@ export interface ObjectTable {
   ca: string | null;
   /** JSON array of signatures supplied by the pusher (served alongside the cache's own). */
   client_sigs: string;
-  /** The cache key's signature of this path, and the public key it was made with (re-signed when the key changes). */
+  /**
+   * The cache keys' signatures of this path, one per line, and the public keys they were made
+   * with, line for line: made once per path and key, re-made only for a key added since.
+   */
   server_sig: string | null;
   server_sig_key: string | null;
   /** `sub` of the token that pushed it. */
@@ -158,6 +181,7 @@ export interface GcHourlyTable {
 
 export interface Database {
   caches: CacheTable;
+  cache_keys: CacheKeyTable;
   nars: NarTable;
   chunks: ChunkTable;
   nar_chunks: NarChunkTable;
@@ -173,6 +197,7 @@ export interface Database {
 }
 
 export type CacheRow = Selectable<CacheTable>;
+export type CacheKeyRow = Selectable<CacheKeyTable>;
 export type NarRow = Selectable<NarTable>;
 export type ChunkRow = Selectable<ChunkTable>;
 export type ObjectRow = Selectable<ObjectTable>;

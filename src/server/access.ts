@@ -58,12 +58,12 @@ export class AccessControl {
    * an unknown cache; callers with no permission on the name cannot tell that
    * apart from a private cache.
    */
-  async requireOnCache(
+  async requireOnCache<C extends CacheRow>(
     req: FastifyRequest,
     name: string,
     perm: Permission,
-    find: (name: string) => Promise<CacheRow | undefined>,
-  ): Promise<{ cache: CacheRow; principal: Principal }> {
+    find: (name: string) => Promise<C | undefined>,
+  ): Promise<{ cache: C; principal: Principal }> {
     const principal = await this.principalOf(req);
     const cache = await find(name);
     const publicPull = cache?.is_public === 1 && perm === 'pull';

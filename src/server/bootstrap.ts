@@ -31,11 +31,15 @@ export interface StartupReport {
   adminTokenFile?: string;
 }
 
-/** First start: the default cache and its key, and an admin token. Idempotent. */
+/**
+ * First start: the default cache and its key, and an admin token. Idempotent. A default cache
+ * declared in the config is left to applyDeclaredCaches, which creates it with its own keys.
+ */
 export async function firstStart(s: Services): Promise<StartupReport> {
   const report: StartupReport = {};
   const cfg = s.config;
-  if (cfg.defaultCache && (await s.caches.list()).length === 0) {
+  const declared = cfg.declaredCaches.some((d) => d.name === cfg.defaultCache);
+  if (cfg.defaultCache && !declared && (await s.caches.list()).length === 0) {
     await s.caches.create(cfg.defaultCache, { isPublic: true });
     report.createdCache = cfg.defaultCache;
   }

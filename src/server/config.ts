@@ -3,6 +3,8 @@ import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { StorageConfig } from '../storage/index.ts';
+import { isValidCacheName } from '../token/patterns.ts';
+import { invalidCacheNameMessage } from '../core/caches.ts';
 
 /** Every key, its default and its env override are documented in docs/config.md. */
 export interface ServerConfig {
@@ -46,6 +48,18 @@ export interface ServerConfig {
     historyFlushSeconds: number;
     historyDays: number;
   };
+  /** `[caches.NAME]` tables (and LOFT_SIGNING_KEY[_FILE] for the default cache): applied at every start. */
+  declaredCaches: DeclaredCache[];
+}
+
+/** Where a declared cache's secret key(s) come from: a file (or a mounted secret) or an env var's value. */
+export type KeySource = { file: string } | { env: string; text: string };
+
+export interface DeclaredCache {
+  name: string;
+  /** Used only when the cache is created. */
+  isPublic: boolean;
+  signingKeys?: KeySource;
 }
 
 type Table = Record<string, unknown>;
@@ -136,6 +150,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       historyFlushSeconds: me.num('history_flush_seconds', 10),
       historyDays: me.num('history_days', 90),
     },
+    declaredCaches: declaredCaches(t, env, env.LOFT_DEFAULT_CACHE ?? t.str('default_cache', 'main')),
   };
 }
 
@@ -144,6 +159,41 @@ const ACCESS_LOG_LEVELS = ['off', 'fatal', 'error', 'warn', 'info', 'debug', 'tr
 function parseAccessLog(s: string): string {
   if (!ACCESS_LOG_LEVELS.includes(s)) throw new Error(`config: access_log must be one of ${ACCESS_LOG_LEVELS.join(', ')}, not "${s}"`);
   return s;
+}
+
+function declaredCaches(t: TomlReader, env: NodeJS.ProcessEnv, defaultCache: string): DeclaredCache[] {
+  const tables = t.table('caches');
+  const out = new Map<string, DeclaredCache>();
+  const envKey = (name: string, where: string): KeySource => {
+    const text = env[name];
+    if (text === undefined) throw new Error(`config: ${where} names the environment variable ${name}, which is not set`);
+    return { env: name, text };
+  };
+  for (const name of tables.keys()) {
+    if (!isValidCacheName(name)) throw new Error(`config: [caches.${name}]: ${invalidCacheNameMessage(name)}`);
+    const c = tables.table(name);
+    const file = c.optStr('signing_key_file');
+    const envName = c.optStr('signing_key_env');
+    if (file !== undefined && envName !== undefined) {
+      throw new Error(`config: [caches.${name}] takes signing_key_file or signing_key_env, not both`);
+    }
+    out.set(name, {
+      name,
+      isPublic: c.bool('public', name === defaultCache),
+      signingKeys: file !== undefined ? { file: path.resolve(file) } : envName !== undefined ? envKey(envName, `caches.${name}.signing_key_env`) : undefined,
+    });
+  }
+  // Container platforms inject secrets as env vars or files: the default cache's keys need no config file.
+  const defaultKeys = env.LOFT_SIGNING_KEY_FILE
+    ? { file: path.resolve(env.LOFT_SIGNING_KEY_FILE) }
+    : env.LOFT_SIGNING_KEY !== undefined
+      ? envKey('LOFT_SIGNING_KEY', 'LOFT_SIGNING_KEY')
+      : undefined;
+  if (defaultKeys) {
+    if (!defaultCache) throw new Error('config: LOFT_SIGNING_KEY / LOFT_SIGNING_KEY_FILE need a default_cache to apply to');
+    out.set(defaultCache, { ...(out.get(defaultCache) ?? { name: defaultCache, isPublic: true }), signingKeys: defaultKeys });
+  }
+  return [...out.values()];
 }
 
 function parseListen(s: string): { host: string; port: number } {
@@ -160,6 +210,9 @@ class TomlReader {
   ) {}
   private get(key: string): unknown {
     return this.t[key];
+  }
+  keys(): string[] {
+    return Object.keys(this.t);
   }
   table(key: string): TomlReader {
     const v = this.get(key) ?? {};

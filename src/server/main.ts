@@ -5,6 +5,7 @@ import { ensureTokenSecret, firstStart } from './bootstrap.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { openDatabase } from '../db/dialect.ts';
 import { startJobs } from './jobs.ts';
+import { applyDeclaredCaches } from './declared-caches.ts';
 
 export type ServeMode = 'monolithic' | 'api' | 'worker' | 'migrate' | 'check-config';
 
@@ -34,12 +35,20 @@ export async function serve(opts: ServeOptions): Promise<void> {
   }
   cfg = await ensureTokenSecret(cfg);
   const services = await createServices(cfg);
-  // Safe with several replicas starting at once: the migrator holds a lock.
-  await migrateToLatest(services.db);
+  let report: Awaited<ReturnType<typeof firstStart>>;
+  try {
+    // Safe with several replicas starting at once: the migrator holds a lock.
+    await migrateToLatest(services.db);
+    report = mode === 'monolithic' ? await firstStart(services) : {};
+    await applyDeclaredCaches(services);
+  } catch (e) {
+    // The worker threads and the pool must end before the process does.
+    await services.close();
+    throw e;
+  }
   const app = await buildApp(services);
   const jobs = mode === 'api' ? undefined : startJobs(services, app.log);
   if (mode !== 'worker') {
-    const report = mode === 'monolithic' ? await firstStart(services) : {};
     await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
     await printBanner(cfg, services, report, app.server.address());
   } else {

@@ -1,4 +1,5 @@
 // `loft cache create|configure|info|list|destroy`.
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import type { CliContext } from '../context.ts';
 import { LoftApiError } from '../../client/http.ts';
@@ -26,6 +27,10 @@ export interface CacheFlags {
   storeDir?: string;
   regenerateKey?: boolean;
   resetRetention?: boolean;
+  signingKeyFile?: string;
+  addSigningKeyFile?: string;
+  addSigningKey?: boolean;
+  retireSigningKey?: string;
 }
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400, y: 365 * 86400 };
@@ -60,23 +65,40 @@ export function settingsFromFlags(f: CacheFlags): CacheSettingsBody {
   if (f.resetRetention) b.retention_period = null;
   if (f.storeDir !== undefined) b.store_dir = f.storeDir;
   if (f.regenerateKey) b.regenerate_keypair = true;
+  if (f.addSigningKey) b.generate_signing_key = true;
+  if (f.retireSigningKey !== undefined) b.retire_signing_key = f.retireSigningKey;
   return b;
+}
+
+/** The secret key files of the flags, read here: the server takes the keys, write-only, in the body. */
+export async function withKeyFiles(b: CacheSettingsBody, f: CacheFlags): Promise<CacheSettingsBody> {
+  const read = async (file: string) => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read signing key file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  const out = { ...b };
+  if (f.signingKeyFile !== undefined) out.signing_key = await read(f.signingKeyFile);
+  if (f.addSigningKeyFile !== undefined) out.add_signing_key = await read(f.addSigningKeyFile);
+  return out;
 }
 
 const printJson = (ctx: CliContext, v: unknown) => ctx.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
 export async function cacheCreateCommand(ref: string, flags: CacheFlags, ctx: CliContext): Promise<void> {
   const t = await ctx.resolveCache(ref);
-  const created = await createCache(t.client, t.cache, settingsFromFlags(flags));
+  const created = await createCache(t.client, t.cache, await withKeyFiles(settingsFromFlags(flags), flags));
   if (ctx.json) printJson(ctx, created);
   else ctx.stdout.write(`${cacheCreated(created)}\n`);
 }
 
 export async function cacheConfigureCommand(ref: string, flags: CacheFlags, ctx: CliContext): Promise<void> {
-  const body = settingsFromFlags(flags);
+  const body = await withKeyFiles(settingsFromFlags(flags), flags);
   const changed = Object.keys(body);
   if (changed.length === 0) {
-    throw new UsageError('nothing to change: give at least one of --public, --private, --priority, --upstream-key, --no-upstream-keys, --retention, --reset-retention, --store-dir, --regenerate-key');
+    throw new UsageError('nothing to change: give at least one of --public, --private, --priority, --upstream-key, --no-upstream-keys, --retention, --reset-retention, --store-dir, --regenerate-key, --signing-key-file, --add-signing-key-file, --add-signing-key, --retire-signing-key');
   }
   const t = await ctx.resolveCache(ref);
   const updated = await configureCache(t.client, t.cache, body);

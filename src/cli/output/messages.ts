@@ -55,6 +55,10 @@ export function cacheInfo(c: CacheConfig, stats: CacheStats | undefined): string
     ['Visibility', c.is_public ? 'public' : 'private'],
     ['URL', c.url],
     ['Public key', c.public_key],
+    ...c.signing_keys.map((k): [string, string] => [
+      'Signing key',
+      `${k.public_key} (${k.state === 'active' ? `active since ${k.created_at}` : `retired ${k.retired_at}`})`,
+    ]),
     ['Priority', String(c.priority)],
     ['Store dir', c.store_dir],
     ['Upstream keys', c.upstream_cache_key_names.length ? c.upstream_cache_key_names.join(', ') : '(none)'],
@@ -77,8 +81,12 @@ export function cacheCreated(c: CacheConfig): string {
   return `✓ created ${c.is_public ? 'public' : 'private'} cache '${c.name}' at ${c.url}\n  public key: ${c.public_key}`;
 }
 
+const KEY_FIELDS = ['signing_key', 'add_signing_key', 'generate_signing_key', 'retire_signing_key', 'regenerate_keypair'];
+
 export function cacheConfigured(c: CacheConfig, changed: string[]): string {
-  return `✓ configured cache '${c.name}' (${changed.join(', ')})`;
+  const done = `✓ configured cache '${c.name}' (${changed.join(', ')})`;
+  if (!changed.some((f) => KEY_FIELDS.includes(f))) return done;
+  return [done, ...c.signing_keys.map((k) => `  ${k.state.padEnd(7)} ${k.public_key}`)].join('\n');
 }
 
 export function cacheDestroyed(name: string): string {

@@ -86,15 +86,16 @@ export async function upsertObject(db: Kysely<Database>, obj: NewObject): Promis
     .execute();
 }
 
-export async function setServerSignature(
+/** The cache keys' signatures, one per line, and their public keys, line for line. */
+export async function setServerSignatures(
   db: Kysely<Database>,
   objectId: number,
-  sig: string,
-  publicKey: string,
+  sigs: string,
+  publicKeys: string,
 ): Promise<void> {
   await db
     .updateTable('objects')
-    .set({ server_sig: sig, server_sig_key: publicKey })
+    .set({ server_sig: sigs, server_sig_key: publicKeys })
     .where('id', '=', objectId)
     .execute();
 }

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
-import { invalidCacheNameMessage, type CacheSettings } from '../../core/caches.ts';
+import { invalidCacheNameMessage, type Cache, type CacheSettings, type ConfigureKeys } from '../../core/caches.ts';
+import { parseSecretKeys } from '../../core/cache-keys.ts';
 import type { CacheConfig, CacheSettingsBody } from '../../api/v1.ts';
-import type { CacheRow } from '../../db/schema.ts';
 import { isValidCacheName } from '../../token/index.ts';
 import { badRequest } from '../../core/errors.ts';
 
@@ -19,13 +19,26 @@ const settingsSchema = {
     upstream_cache_key_names: { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 64 },
     retention_period: { type: ['integer', 'null'], minimum: 0 },
     regenerate_keypair: { type: 'boolean' },
+    signing_key: { type: 'string', maxLength: 16384 },
+    add_signing_key: { type: 'string', maxLength: 16384 },
+    generate_signing_key: { type: 'boolean' },
+    retire_signing_key: { type: 'string', maxLength: 256 },
   },
 } as const;
 
-function cacheConfig(c: CacheRow, baseUrl: string): CacheConfig {
+const PATCH_ONLY = ['regenerate_keypair', 'add_signing_key', 'generate_signing_key', 'retire_signing_key'] as const;
+
+function cacheConfig(c: Cache, baseUrl: string): CacheConfig {
   return {
     name: c.name,
     public_key: c.public_key,
+    signing_keys: c.keys.map((k) => ({
+      name: k.name,
+      public_key: k.public_key,
+      state: k.state,
+      created_at: new Date(k.created_at).toISOString(),
+      retired_at: k.retired_at === null ? null : new Date(k.retired_at).toISOString(),
+    })),
     is_public: c.is_public === 1,
     priority: c.priority,
     store_dir: c.store_dir,
@@ -43,6 +56,17 @@ function settingsOf(b: CacheSettingsBody): CacheSettings {
     storeDir: b.store_dir,
     upstreamKeyNames: b.upstream_cache_key_names,
     retentionSeconds: b.retention_period,
+  };
+}
+
+/** The key fields of a body; secrets are parsed here so a malformed one is a 400 that names the field. */
+function keysOf(b: CacheSettingsBody): ConfigureKeys {
+  return {
+    replaceWith: b.signing_key === undefined ? undefined : parseSecretKeys(b.signing_key, 'signing_key'),
+    add: b.add_signing_key === undefined ? undefined : parseSecretKeys(b.add_signing_key, 'add_signing_key'),
+    generateKey: b.generate_signing_key,
+    retire: b.retire_signing_key === undefined ? undefined : [b.retire_signing_key],
+    regenerateKey: b.regenerate_keypair,
   };
 }
 
@@ -73,8 +97,10 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
       // A malformed name is a client error whoever asks (tokens grant nothing on invalid names).
       if (!isValidCacheName(req.params.cache)) throw badRequest(invalidCacheNameMessage(req.params.cache));
       const principal = await s.access.requireOnName(req, req.params.cache, 'create_cache');
-      if (req.body.regenerate_keypair !== undefined) throw badRequest('regenerate_keypair applies to PATCH only');
-      const cache = await s.caches.create(req.params.cache, settingsOf(req.body ?? {}));
+      const body = req.body ?? {};
+      for (const f of PATCH_ONLY) if (body[f] !== undefined) throw badRequest(`${f} applies to PATCH only`);
+      const keys = keysOf(body).replaceWith;
+      const cache = await s.caches.create(req.params.cache, settingsOf(body), keys);
       req.log.info({ sub: principal.sub, cache: cache.name }, 'cache created');
       return reply.code(201).send(cacheConfig(cache, publicUrl(req)));
     },
@@ -89,7 +115,7 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
       if (b.retention_period !== undefined) {
         await s.access.requireOnCache(req, req.params.cache, 'configure_retention', find);
       }
-      const cache = await s.caches.configure(req.params.cache, { ...settingsOf(b), regenerateKey: b.regenerate_keypair });
+      const cache = await s.caches.configure(req.params.cache, settingsOf(b), keysOf(b));
       s.narinfoCache.forgetCache(cache.id);
       req.log.info({ sub: principal.sub, cache: cache.name, changed: Object.keys(b) }, 'cache configured');
       return cacheConfig(cache, publicUrl(req));

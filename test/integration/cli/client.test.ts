@@ -148,12 +148,15 @@ test('loft client commands', { timeout: 240_000 }, async (t) => {
     ok(regen);
     const d = JSON.parse(regen.stdout) as Record<string, any>;
     assert.notEqual(d.public_key, c.public_key);
-    assert.deepEqual({ ...d, public_key: undefined, stats: undefined }, { ...c, public_key: undefined, stats: undefined });
+    assert.deepEqual({ ...d, public_key: undefined, signing_keys: undefined, stats: undefined }, { ...c, public_key: undefined, signing_keys: undefined, stats: undefined });
+    assert.deepEqual(d.signing_keys.map((k: { public_key: string; state: string }) => [k.public_key, k.state]), [[c.public_key, 'retired'], [d.public_key, 'active']]);
 
     oneLine(await loft(['cache', 'configure', 'demo'], env), /nothing to change/);
     oneLine(await loft(['cache', 'configure', 'demo', '--public', '--private'], env), /either --public or --private/);
     oneLine(await loft(['cache', 'configure', 'demo', '--retention', 'soon'], env), /invalid retention period 'soon'/);
     oneLine(await loft(['cache', 'create', 'demo'], env), /already exists \(HTTP 409\)/);
+    oneLine(await loft(['cache', 'create', 'keyless', '--signing-key-file', '/nonexistent/key'], env), /cannot read signing key file \/nonexistent\/key: ENOENT/);
+    oneLine(await loft(['cache', 'configure', 'demo', '--retire-signing-key', 'nope-1'], env), /no signing key named 'nope-1' .*\(HTTP 400\)/);
   });
 
   await t.test('cache info (human) and list (table and --json)', async () => {
