@@ -46,8 +46,8 @@ async function peakRssMiB(pid: number): Promise<number> {
   return Math.round((kb / 1024) * 10) / 10;
 }
 
-export async function loadScenario(t: TestContext, setup: Setup, o: { clients: number; seconds: number }): Promise<LoadFigures> {
-  const s = await startSubject(t, setup);
+export async function loadScenario(t: TestContext, setup: Setup, o: { clients: number; seconds: number; dist?: boolean }): Promise<LoadFigures> {
+  const s = await startSubject(t, setup, { dist: o.dist });
   // What the readers read: 16 paths of 512 KiB–1.5 MiB.
   const stored: Stored[] = [];
   for (let i = 0; i < 16; i++) {

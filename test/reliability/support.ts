@@ -45,12 +45,13 @@ export interface Subject {
 
 /**
  * `loft serve` (monolithic) as a child process on `setup`, with a public cache `cache`, GC grace 0
- * and no background GC (the tests run it when they mean to). Torn down after the test.
+ * and no background GC (the tests run it when they mean to); from src/ under tsx, or the compiled
+ * build with `dist`. Torn down after the test.
  */
 export async function startSubject(
   t: TestContext,
   setup: Setup,
-  o: { cache?: string; toml?: string; storage?: StorageConfig; env?: NodeJS.ProcessEnv } = {},
+  o: { cache?: string; toml?: string; storage?: StorageConfig; env?: NodeJS.ProcessEnv; dist?: boolean } = {},
 ): Promise<Subject> {
   const tmp = await makeTempDir('loft-rel-');
   const cleanups: (() => Promise<void>)[] = [() => tmp.cleanup()];
@@ -85,7 +86,8 @@ export async function startSubject(
     ...o.env,
   };
   const port = await freePort();
-  let proc = spawnLoft({ mode: 'monolithic', env, port, config });
+  const spawn = () => spawnLoft({ mode: 'monolithic', env, port, config, dist: o.dist });
+  let proc = spawn();
   cleanups.push(() => proc.kill('SIGKILL').then(() => {}));
   await waitHealthy(proc, 60_000);
   const url = proc.url;
@@ -112,7 +114,7 @@ export async function startSubject(
     },
     async restart() {
       await proc.kill('SIGKILL');
-      proc = spawnLoft({ mode: 'monolithic', env, port, config });
+      proc = spawn();
       await waitHealthy(proc, 60_000);
     },
     fetch: (p, init = {}) => {
