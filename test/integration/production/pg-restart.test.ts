@@ -9,7 +9,7 @@ import { resolveConfig } from '../../../src/server/config.ts';
 import { createServices } from '../../../src/server/services.ts';
 import { migrateToLatest } from '../../../src/db/migrate.ts';
 import { skipUnless } from '../../helpers/env.ts';
-import { deterministicBytes, makeNar, nix32Of, randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
+import { deterministicBytes, makeNar, nix32Of, type Bytes, randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
 import { privatePostgresUnavailable, startPrivatePostgres } from '../../helpers/private-postgres.ts';
 import { waitFor } from '../../helpers/processes.ts';
 import { listStorageObjects } from '../../helpers/storage-objects.ts';
@@ -60,8 +60,8 @@ async function serverOnPrivatePostgres(t: TestContext) {
     const text = await res.text();
     return { status: res.status, ms: Date.now() - started, text };
   };
-  const push = async (nar?: Buffer, sp = randomStorePath('pg-restart')) => {
-    nar ??= await sampleNar();
+  const push = async (given?: Bytes, sp = randomStorePath('pg-restart')) => {
+    const nar = given ?? (await sampleNar());
     const res = await timed('/_api/v1/upload-path', {
       method: 'PUT',
       headers: { ...auth, 'content-type': 'application/octet-stream', 'x-loft-nar-info': JSON.stringify(uploadPathMeta('pgr', sp.path, nar)) },
