@@ -59,8 +59,11 @@ export function openDatabase(cfg: DatabaseConfig): Db {
       // Idle pooled connections otherwise die silently in NATs and firewalls (AWS NAT: 350 s idle).
       keepAlive: true,
     });
-    // An idle client losing its connection (database restart) must not crash the process.
+    // A client losing its connection (database restart) must not crash the process: an idle one is
+    // dropped by the pool; a checked-out one (a transaction waiting on storage) fails its next query,
+    // and that error is answered.
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     if (cfg.statementTimeoutMs) {
       const deadlineMs = cfg.statementTimeoutMs + QUERY_DEADLINE_MARGIN_MS;
       pool.on('connect', (client) => endHungQueries(client, deadlineMs));

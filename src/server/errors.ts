@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { LoftError, type ErrorKind } from '../core/errors.ts';
 import { TokenError } from '../token/index.ts';
 import { NixFormatError } from '../nix/errors.ts';
+import { storageFault } from '../storage/faults.ts';
 
 const STATUS: Record<ErrorKind, number> = {
   bad_request: 400,
@@ -32,6 +33,17 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   } else if (err instanceof NixFormatError) {
     status = 400;
     code = 'bad_request';
+  } else if (storageFault(err) === 'full') {
+    status = 507;
+    code = 'insufficient_storage';
+    message = 'the server is out of storage space: nothing was stored; retry once space is freed';
+    req.log.error({ err }, 'storage full');
+  } else if (storageFault(err) === 'unavailable') {
+    // Before the database check: a connection reset to S3 carries the same error codes.
+    status = 503;
+    code = 'unavailable';
+    message = 'the storage is unavailable; retry later';
+    req.log.error({ err }, 'storage unavailable');
   } else if (isDatabaseUnavailable(err)) {
     status = 503;
     code = 'unavailable';

@@ -13,3 +13,15 @@ export function rethrowS3NotFound(key: string): (err: unknown) => never {
     throw isS3NotFound(err) ? new BlobNotFoundError(key) : err;
   };
 }
+
+/**
+ * A failure of the S3 service (5xx) or of the connection to it (reset, timeout) that outlived the
+ * SDK's retries: worth retrying later. The SDK marks every error it throws with `$metadata`; a 4xx
+ * (bad credentials, missing bucket) is a configuration problem, not this.
+ */
+export function isS3Unavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || !('$metadata' in err)) return false;
+  const e = err as { $fault?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  return e.$fault === 'server' || status === undefined || status >= 500;
+}

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { nixUnavailable, postgresUnavailable, skipUnless } from '../helpers/env.ts';
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../helpers/nix.ts';
 import { startTestServer } from '../helpers/server.ts';
+import { listStorageObjects } from '../helpers/storage-objects.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 
 // Embedded defaults, PostgreSQL alone, and production mode (PostgreSQL + S3).
@@ -56,8 +57,26 @@ for (const { db, storage } of SETUPS) {
     const objects = await k.selectFrom('objects').select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     assert.equal(Number(objects.n), everything.length + 2 * small.length);
 
-    // A second identical push sends nothing new.
+    // A second identical push sends nothing new: Nix finds every narinfo and uploads nothing, and
+    // neither the database nor storage gains anything.
+    const puts = async () => {
+      const text = await (await server.fetch('/metrics')).text();
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('loft_http_requests_total{') && l.includes('method="PUT"'))
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    };
+    const stored = async () => ({
+      nars: Number((await k.selectFrom('nars').select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n),
+      chunks: Number((await k.selectFrom('chunks').select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n),
+      objects: Number((await k.selectFrom('objects').select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n),
+      storage: await listStorageObjects(server.config.storage),
+    });
+    const [putsBefore, storedBefore] = [await puts(), await stored()];
+    assert.ok(putsBefore > 0, 'the first pushes were counted');
     await push('e2e-zstd', 'zstd', [corpus.all]);
+    assert.equal(await puts(), putsBefore, 'the second identical push made no PUT request');
+    assert.deepEqual(await stored(), storedBefore, 'the second identical push stored nothing');
 
     for (const [cache, roots, closure] of [
       ['e2e-zstd', [corpus.all, corpus.big], everything],

@@ -38,6 +38,16 @@ export function nixUnavailable(): string | undefined {
   return nixChecked;
 }
 
+/** Why the command `cmd` cannot be run here (not on PATH), or undefined when it can. */
+export function commandUnavailable(cmd: string, debianPackage: string): string | undefined {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'pipe' });
+    return undefined;
+  } catch {
+    return `the ${cmd} command is not installed (apt-get install -y ${debianPackage})`;
+  }
+}
+
 /**
  * Skips a test whose prerequisite is missing, loudly; under CI=true a missing
  * prerequisite fails the test instead, so CI never passes by skipping.

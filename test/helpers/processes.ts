@@ -8,6 +8,8 @@ import type { S3StorageConfig } from '../../src/storage/s3.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const LOFT = fileURLToPath(new URL('../../src/bin/loft.ts', import.meta.url));
+/** The compiled entry `npm run build` makes (and `npm start` runs). */
+export const LOFT_DIST = fileURLToPath(new URL('../../dist/src/bin/loft.js', import.meta.url));
 
 export type Mode = 'monolithic' | 'api' | 'worker' | 'migrate' | 'check-config';
 
@@ -67,12 +69,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Spawns `loft serve --mode MODE` without waiting for anything. */
-export function spawnLoft(o: { mode: Mode; env: NodeJS.ProcessEnv; port?: number; config?: string }): LoftProcess {
-  const args = ['--import', 'tsx', LOFT, 'serve', '--mode', o.mode];
+/**
+ * Spawns `loft serve --mode MODE` without waiting for anything: from src/ under tsx, or with
+ * `dist: true` the compiled build as `npm start` runs it.
+ */
+export function spawnLoft(o: { mode: Mode; env: NodeJS.ProcessEnv; port?: number; config?: string; dist?: boolean; cwd?: string }): LoftProcess {
+  const args = o.dist ? [LOFT_DIST, 'serve', '--mode', o.mode] : ['--import', 'tsx', LOFT, 'serve', '--mode', o.mode];
   if (o.port !== undefined) args.push('--listen', `127.0.0.1:${o.port}`);
   if (o.config) args.push('--config', o.config);
-  const child = spawn(process.execPath, args, { cwd: REPO, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: o.cwd ?? REPO, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -114,7 +119,13 @@ export async function runLoft(o: { mode: Mode; env: NodeJS.ProcessEnv; config?: 
 }
 
 /** `loft serve` on a free port, resolved once GET /v1/healthz answers 200. */
-export async function startLoft(o: { mode: 'monolithic' | 'api'; env: NodeJS.ProcessEnv; config?: string; timeoutMs?: number }): Promise<LoftProcess> {
+export async function startLoft(o: {
+  mode: 'monolithic' | 'api';
+  env: NodeJS.ProcessEnv;
+  config?: string;
+  timeoutMs?: number;
+  dist?: boolean;
+}): Promise<LoftProcess> {
   const p = spawnLoft({ ...o, port: await freePort() });
   try {
     await waitHealthy(p, o.timeoutMs ?? 30_000);

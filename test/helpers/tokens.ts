@@ -1,11 +1,12 @@
-// Tokens for every kind of caller, the documented access model as one function, and a database
-// snapshot, shared by the access-control tests (test/integration/access/).
+// Tokens for every kind of caller, the documented access model as one function, and a
+// snapshot of the database and storage, shared by the access-control tests (test/integration/access/).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { SignJWT, type JWTPayload } from 'jose';
 import { ALL_PERMISSIONS, LOFT_CLAIM, TokenAuthority, type Permission } from '../../src/token/index.ts';
 import type { TestServer } from './server.ts';
+import { listStorageObjects } from './storage-objects.ts';
 
 /** Who calls. The first five present a token the server must reject whatever it claims. */
 export type PrincipalKind =
@@ -179,17 +180,20 @@ export class Principals {
 const TABLES = ['caches', 'nars', 'chunks', 'nar_chunks', 'objects', 'nar_uploads', 'chunk_stagings', 'issued_tokens', 'revoked_tokens'] as const;
 
 /**
- * A digest of every table, to compare before and after a refused request.
- * `last_accessed_at` is left out: a successful NAR download updates it in the
- * background, and that may land during a later request.
+ * A digest of every table and of every storage object, to compare before and after a refused
+ * request. `last_accessed_at` is left out: a successful NAR download updates it in the background,
+ * and that may land during a later request.
  */
-export async function snapshotDb(server: TestServer): Promise<Record<string, string>> {
+export async function snapshotState(server: TestServer): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
+  const digest = (lines: string[]) => createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);
   for (const table of TABLES) {
     const rows = (await server.services.kysely.selectFrom(table).selectAll().execute()) as Record<string, unknown>[];
     const lines = rows.map((r) => JSON.stringify(Object.entries(r).filter(([k]) => k !== 'last_accessed_at'))).sort();
-    out[table] = `${rows.length} rows ${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)}`;
+    out[table] = `${rows.length} rows ${digest(lines)}`;
   }
+  const objects = await listStorageObjects(server.config.storage);
+  out.storage = `${objects.length} objects ${digest(objects)}`;
   return out;
 }
 
@@ -249,13 +253,13 @@ export async function runMatrix(
           const token = await principals.token(who, cache, route.need);
           const headers: Record<string, string> = { ...req.headers };
           if (token !== undefined) headers.authorization = `Bearer ${token}`;
-          const before = refused ? await snapshotDb(server) : undefined;
+          const before = refused ? await snapshotState(server) : undefined;
           const res = await server.fetch(req.path, { method: req.method, headers, body: req.body });
           const text = await res.text();
           requests++;
           assert.equal(res.status, expected, `${label}: expected ${expected}, got ${res.status} ${text.slice(0, 300)}`);
           if (!refused) continue;
-          assert.deepEqual(await snapshotDb(server), before, `${label}: a refused request changed the database`);
+          assert.deepEqual(await snapshotState(server), before, `${label}: a refused request changed the database or storage`);
           if (req.method !== 'HEAD') {
             const body = JSON.parse(text) as { error: string; message: string };
             assert.equal(body.error, expected === 401 ? 'unauthorized' : 'forbidden', label);

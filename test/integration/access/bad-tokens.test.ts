@@ -13,7 +13,7 @@ import {
   issueViaApi,
   revokeViaApi,
   signHs256,
-  snapshotDb,
+  snapshotState,
   waitForRevocation,
 } from '../../helpers/tokens.ts';
 import { TokenAuthority } from '../../../src/token/index.ts';
@@ -89,14 +89,14 @@ for (const db of DB_KINDS) {
           ['PUT', `/${CACHE}/nix-cache-info`, 'StoreDir: /nix/store\n'],
           ['GET', '/_api/v1/tokens', undefined],
         ] as const) {
-          const before = await snapshotDb(server);
+          const before = await snapshotState(server);
           const res = await server.fetch(path, { method, headers: { authorization }, body });
           const reply = (await res.json()) as { error: string; message: string };
           assert.equal(res.status, 401, `${what} × ${method} ${path}: ${res.status} ${reply.message}`);
           assert.equal(reply.error, 'unauthorized', what);
           assert.match(reply.message, message, `${what} × ${method} ${path}`);
           assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="loft"/, what);
-          assert.deepEqual(await snapshotDb(server), before, `${what}: a refused request changed the database`);
+          assert.deepEqual(await snapshotState(server), before, `${what}: a refused request changed the database or storage`);
         }
       }
     });

@@ -46,7 +46,30 @@ test('other 4xx fail at once with the server message; retries give up after the 
   assert.equal(down.seen.length, 2);
 });
 
-test('network errors are retried, then reported', async () => {
+test('network errors are retried, then reported', async (t) => {
+  // The first two requests have their connection cut before any answer; the third is answered.
+  let attempts = 0;
+  const flaky = http.createServer((req, res) => {
+    if (++attempts <= 2) return req.socket.destroy();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ missing: [] }));
+  });
+  await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise((r) => flaky.close(r)));
+  const { port } = flaky.address() as { port: number };
+  assert.deepEqual(await new LoftClient({ endpoint: `http://127.0.0.1:${port}`, retries: 3 }).missingChunks('main', ['ab']), []);
+  assert.equal(attempts, 3, 'two cut connections were retried');
+
+  // Every connection cut: the error says so once the retries are used up.
+  attempts = 0;
+  const cutAlways = http.createServer((req) => {
+    attempts++;
+    req.socket.destroy();
+  });
+  await new Promise<void>((r) => cutAlways.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise((r) => cutAlways.close(r)));
+  const cutPort = (cutAlways.address() as { port: number }).port;
+  await assert.rejects(new LoftClient({ endpoint: `http://127.0.0.1:${cutPort}`, retries: 2 }).serverInfo(), /cannot reach http:\/\/127\.0\.0\.1:\d+ \(GET \/_api\/v1\/server-info\)/);
+  assert.equal(attempts, 3, 'one attempt and two retries');
   const client = new LoftClient({ endpoint: 'http://127.0.0.1:9', retries: 1 });
   await assert.rejects(client.serverInfo(), /cannot reach http:\/\/127\.0\.0\.1:9 \(GET \/_api\/v1\/server-info\)/);
 });

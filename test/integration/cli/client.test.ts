@@ -13,6 +13,7 @@ import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
 import { type CliRun as Run, runCli as loft, LOFT_BIN } from '../../helpers/cli.ts';
+import { commandUnavailable, skipUnless } from '../../helpers/env.ts';
 
 const PKG = fileURLToPath(new URL('../../../package.json', import.meta.url));
 
@@ -210,6 +211,9 @@ test('loft client commands', { timeout: 240_000 }, async (t) => {
     const lone = await uploadPath(server, 'paths');
     const onTop = await uploadPath(server, 'paths', [lone.baseName]);
     ok(await loft(['path', 'delete', 'paths', lone.hash, '--force'], env));
+    oneLine(await loft(['path', 'info', 'paths', lone.hash], env), /no such path in cache 'paths' \(HTTP 404\)/);
+    const narinfo = await server.fetch(`/paths/${lone.hash}.narinfo`, { token: server.adminToken });
+    assert.equal(narinfo.status, 404, 'a force-deleted path is no longer served');
     const still = await loft(['path', 'info', 'paths', onTop.hash, '--json'], env);
     ok(still);
   });
@@ -225,7 +229,7 @@ test('loft client commands', { timeout: 240_000 }, async (t) => {
   });
 
   await t.test('cache destroy through a pseudo-terminal: the typed name confirms', async (st) => {
-    if (!hasScript()) return st.skip('util-linux `script` is not installed');
+    if (!skipUnless(st, commandUnavailable('script', 'bsdutils'))) return;
     await server.createCache('typed', {});
     const cmd = [process.execPath, '--import', 'tsx', LOFT_BIN, 'cache', 'destroy', 'typed'].map((a) => `'${a}'`).join(' ');
     const wrong = await runInPty(cmd, env, 'nope\n');
@@ -260,7 +264,7 @@ test('loft client commands', { timeout: 240_000 }, async (t) => {
     assert.ok((JSON.parse(listed.stdout) as Array<{ sub: string }>).some((x) => x.sub === 'from-config'));
   });
 
-  await t.test('completion scripts for bash, zsh and fish come from the command tree', async () => {
+  await t.test('completion scripts for bash, zsh and fish come from the command tree', async (st) => {
     for (const shell of ['bash', 'zsh', 'fish']) {
       const r = await loft(['completion', shell], env);
       ok(r);
@@ -270,7 +274,10 @@ test('loft client commands', { timeout: 240_000 }, async (t) => {
       assert.ok(!r.stdout.includes('store-dir <dir>'), 'hidden options stay hidden');
       const file = path.join(tmp.path, `completion.${shell}`);
       await writeFile(file, r.stdout);
-      if (shell === 'bash' || hasShell(shell)) execFileSync(shell, ['-n', file]);
+      await st.test(`${shell} parses its completion script`, (sst) => {
+        if (!skipUnless(sst, commandUnavailable(shell, shell))) return;
+        execFileSync(shell, ['-n', file]);
+      });
     }
     const bash = (await loft(['completion', 'bash'], env)).stdout;
     // The completion function itself: candidates after `loft cache`, and after `loft cache create --`.
@@ -285,17 +292,6 @@ test('loft client commands', { timeout: 240_000 }, async (t) => {
     oneLine(await loft(['completion', 'tcsh'], env), /'tcsh' is invalid.*bash, zsh, fish/);
   });
 });
-
-function hasShell(shell: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${shell}`], { stdio: 'pipe' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const hasScript = () => hasShell('script');
 
 /** Runs `cmd` under util-linux `script` (a pseudo-terminal), typing `input` after a moment; returns the transcript. */
 function runInPty(cmd: string, env: Record<string, string>, input: string): Promise<string> {
