@@ -9,9 +9,10 @@ import type { Services } from './services.ts';
 const LEASE = 'gc';
 
 export function gcOnce(s: Services): Promise<GcReport> {
-  return runGarbageCollection(s.kysely, s.blobs, {
+  return runGarbageCollection(s.kysely, s.chunkStore, {
     defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
     graceSeconds: s.config.gc.stagingGraceSeconds,
+    compactBelow: s.config.gc.compactBelow,
   });
 }
 

@@ -1,4 +1,4 @@
-// A NAR whose chunk blob is lost is never served as a complete 200: the client can tell.
+// A NAR whose pack object is lost is never served as a complete 200: the client can tell.
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { deterministicBytes, makeNar, sha256Nix32 } from '../../helpers/nar.ts';
@@ -17,8 +17,14 @@ onEachDatabase('a NAR whose chunk blob is gone fails closed', async (_t, server)
     await pushNar(client, 'main', metaOf(nar), piecesOf(nar), { pool });
     return { nar, chunks: chunksOf(nar), url: `/main/nar/${sha256Nix32(nar).slice(7)}.nar` };
   };
+  // Each push is one chunk-upload request, so one pack: losing it loses the NAR from that chunk on.
   const dropBlob = async (hash: string) => {
-    const row = await server.services.kysely.selectFrom('chunks').select('storage_key').where('hash', '=', hash).executeTakeFirstOrThrow();
+    const row = await server.services.kysely
+      .selectFrom('chunks as c')
+      .innerJoin('packs as p', 'p.id', 'c.pack_id')
+      .select('p.storage_key')
+      .where('c.hash', '=', hash)
+      .executeTakeFirstOrThrow();
     await server.services.blobs.delete([row.storage_key]);
   };
 
