@@ -336,16 +336,17 @@ interface WrittenFrame {
  */
 export class PackWriter {
   readonly #stream = new PassThrough({ highWaterMark: 1 * MiB });
-  readonly #put: Promise<{ size: number }>;
+  /** Started by the first append: an empty pack never touches storage. */
+  #put: Promise<{ size: number }> | undefined;
   readonly #frames: WrittenFrame[] = [];
   #size = 0;
 
   constructor(
-    blobs: BlobStore,
+    private readonly blobs: BlobStore,
     readonly key: string,
   ) {
-    this.#put = blobs.put(key, this.#stream);
-    this.#put.catch(() => {}); // surfaced by append() or finish()
+    // An abort before the backend reads the stream must not be an unhandled 'error' event.
+    this.#stream.on('error', () => {});
   }
 
   /** Bytes appended so far. */
@@ -353,12 +354,13 @@ export class PackWriter {
     return this.#size;
   }
 
-  get frameCount(): number {
-    return this.#frames.length;
-  }
-
   /** Appends frames, waiting while storage is slower than the caller (the stream's high-water mark). */
   async append(frames: NewFrame[]): Promise<void> {
+    if (frames.length === 0) return;
+    if (!this.#put) {
+      this.#put = this.blobs.put(this.key, this.#stream);
+      this.#put.catch(() => {}); // surfaced below or by finish()
+    }
     for (const f of frames) {
       this.#frames.push({
         hash: f.hash,
@@ -374,17 +376,14 @@ export class PackWriter {
 
   /** Ends the object; resolves with its layout once durable (undefined for an empty pack, which is not stored). */
   async finish(): Promise<{ key: string; size: number; frames: WrittenFrame[] } | undefined> {
-    if (this.#frames.length === 0) {
-      this.abort(new Error('empty pack'));
-      return undefined;
-    }
+    if (!this.#put) return undefined;
     this.#stream.end();
     const { size } = await this.#put;
     if (size !== this.#size) throw new Error(`pack ${this.key}: stored ${size} bytes, wrote ${this.#size}`);
     return { key: this.key, size, frames: this.#frames };
   }
 
-  /** Gives the pack up: the backend stores nothing (or the sweep removes it). */
+  /** Gives the pack up: the backend stores nothing (or the sweep removes what it left). */
   abort(reason: Error): void {
     this.#stream.destroy(reason);
   }

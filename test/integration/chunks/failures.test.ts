@@ -189,6 +189,6 @@ onEachDatabase('permissions, and chunks of caches the caller cannot read stay in
     const result = await pushNar(client, 'team', metaOf(secretNar), piecesOf(secretNar), { pool });
     assert.equal(result.kind, 'uploaded');
     assert.equal(result.uploadedChunks, secretHashes.length - 1);
-    assert.equal(await countPackObjects(server), await countRows(server, 'chunks'));
+    assert.equal(await countPackObjects(server), await countRows(server, 'packs'));
   });
 });
