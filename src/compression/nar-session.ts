@@ -41,6 +41,7 @@ export class NarSession {
   readonly #decoder: Transform | undefined;
   #decoded: Buffer[] = [];
   #decodeError: Error | undefined;
+  #decoderFailed: Promise<never> = new Promise(() => {});
   readonly #fileHasher = createHash('sha256');
   #fileSize = 0;
 
@@ -58,7 +59,9 @@ export class NarSession {
         throw new InputError('codec', (e as Error).message);
       }
       decoder.on('data', (d: Buffer) => this.#decoded.push(d));
-      decoder.on('error', (e) => (this.#decodeError ??= e));
+      // Some decoders never call a write back once they have failed: waits race this.
+      this.#decoderFailed = new Promise((_, reject) => decoder.on('error', (e) => reject((this.#decodeError ??= e))));
+      this.#decoderFailed.catch(() => {});
       this.#decoder = decoder;
     }
   }
@@ -69,7 +72,7 @@ export class NarSession {
       return this.#take();
     }
     this.#inputHasher!.update(data);
-    await new Promise<void>((resolve) => this.#decoder!.write(data, () => resolve()));
+    await this.#decoding(new Promise<void>((resolve) => this.#decoder!.write(data, () => resolve())));
     // Native decoders deliver their output after the write completes.
     await new Promise((resolve) => setImmediate(resolve));
     await this.#drainDecoded();
@@ -95,7 +98,7 @@ export class NarSession {
   async end(): Promise<{ chunks: CutChunk[]; summary: NarSummary }> {
     if (this.#decoder) {
       this.#decoder.end();
-      await finished(this.#decoder).catch((e: Error) => (this.#decodeError ??= e));
+      await this.#decoding(finished(this.#decoder));
       await this.#drainDecoded();
     }
     const ended = await new Promise<Error | null | undefined>((resolve) => this.#parser.end(resolve));
@@ -116,6 +119,15 @@ export class NarSession {
 
   digest(): { fileHash: string; fileSize: number } {
     return { fileHash: formatSha256Nix32(this.#fileHasher.digest()), fileSize: this.#fileSize };
+  }
+
+  /** Waits for the decoder, failing with its error as an InputError. */
+  async #decoding(step: Promise<void>): Promise<void> {
+    try {
+      await Promise.race([step, this.#decoderFailed]);
+    } catch (e) {
+      throw new InputError('codec', (e as Error).message);
+    }
   }
 
   async #drainDecoded(): Promise<void> {
