@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ChunkRow } from '../db/schema.ts';
+import { listNar, type NarListing } from '../nix/nar/listing.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { unavailable } from './errors.ts';
 
@@ -24,4 +25,18 @@ export async function openNarBody(store: ChunkStore, chunks: ChunkRow[], decompr
     for await (const piece of it) yield piece.data;
   }
   return Readable.from(body(), { objectMode: false, highWaterMark: 1 << 20 });
+}
+
+/**
+ * The listing of a NAR without a stored one (ingested before listings were
+ * stored, or over the size cap), parsed from its chunks. Stored data that
+ * cannot be read or parsed is a 503, like a NAR body that cannot be served.
+ */
+export async function listStoredNar(store: ChunkStore, chunks: ChunkRow[]): Promise<NarListing> {
+  const body = await openNarBody(store, chunks, true);
+  try {
+    return await listNar(body);
+  } catch (e) {
+    throw unavailable(`NAR data is unavailable: ${(e as Error).message}`);
+  }
 }

@@ -3,11 +3,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.ts';
 import { formatCacheInfo, parseCacheInfo } from '../../nix/cache-info.ts';
 import { isValidStorePathHash } from '../../nix/store-path.ts';
-import { listNar } from '../../nix/nar/listing.ts';
 import { findObject, touchNar } from '../../db/repos/objects.ts';
 import { findNarChunks, findNarInCache, findNarListing, findNarUpload } from '../../db/repos/nars.ts';
 import { renderNarInfo } from '../../core/narinfo.ts';
-import { openNarBody } from '../../core/nar-serve.ts';
+import { listStoredNar, openNarBody } from '../../core/nar-serve.ts';
 import { receiveNixNar, receiveNixNarInfo } from '../../core/push.ts';
 import { badRequest, notFound } from '../../core/errors.ts';
 import type { NarRow } from '../../db/schema.ts';
@@ -63,8 +62,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     const stored = await findNarListing(s.kysely, obj.nar_id);
     if (stored !== undefined) return reply.type('application/json').send(stored);
     // NARs ingested before listings were stored, or whose listing exceeded the cap.
-    const nar = await openNarBody(s.chunkStore, await findNarChunks(s.kysely, obj.nar_id), true);
-    return reply.type('application/json').send(await listNar(nar));
+    return reply.type('application/json').send(await listStoredNar(s.chunkStore, await findNarChunks(s.kysely, obj.nar_id)));
   });
 
   app.put<{ Params: FileParams }>('/:cache/:file', async (req, reply) => {
