@@ -2,6 +2,7 @@
 // `chunks/aa/bb/<hash>-<rand>.zst`, rows naming their storage_key. The data is written here the way
 // the previous ChunkStore and commitNar wrote it, into a database migrated only up to 0003; then the
 // server migrates and must serve every byte, deduplicate against the old chunks and keep their blobs.
+import { Readable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Migrator, type Migration } from 'kysely';
@@ -126,7 +127,7 @@ for (const kind of DB_KINDS) {
       const plain = await server.fetch(`/old/nar/${sha256Nix32(nar).slice(7)}.nar`);
       assert.ok(Buffer.from(await plain.arrayBuffer()).equals(nar));
       const ls = await server.fetch(`/old/${hash}.ls`);
-      assert.deepEqual(await ls.json(), await listNar([nar]), 'a listing parsed from the old chunks');
+      assert.deepEqual(await ls.json(), await listNar(Readable.from([nar])), 'a listing parsed from the old chunks');
     }
 
     // A new push sharing most of an old NAR stores only what is new, in one pack.

@@ -1,7 +1,8 @@
 // Pack files on both backends (SQLite + disk, PostgreSQL + S3): one pack per ingest, coalesced
 // ranged reads, fail-closed reads of corrupt or truncated packs, racing pushes, compaction.
+import { Readable } from 'node:stream';
 import assert from 'node:assert/strict';
-import { deterministicBytes, makeNar, randomStorePath, sha256Nix32, uploadPathMeta } from '../../helpers/nar.ts';
+import { deterministicBytes, makeNar, randomStorePath, sha256Nix32, uploadPathMeta, type Bytes } from '../../helpers/nar.ts';
 import type { TestServer } from '../../helpers/server.ts';
 import { listNar } from '../../../src/nix/nar/listing.ts';
 import { parseNarInfo } from '../../../src/nix/narinfo.ts';
@@ -9,7 +10,7 @@ import { runGarbageCollection } from '../../../src/gc/run.ts';
 import { findNarChunks } from '../../../src/db/repos/nars.ts';
 import { chunksOf, commitBody, onEachDatabase, postChunks, postJson, recordsBody } from '../chunks/support.ts';
 
-async function push(server: TestServer, nar: Buffer, cache = 'main') {
+async function push(server: TestServer, nar: Bytes, cache = 'main') {
   const sp = randomStorePath('pack');
   const res = await server.fetch('/_api/v1/upload-path', {
     method: 'PUT',
@@ -80,7 +81,7 @@ onEachDatabase('a pushed NAR is one pack, read back with one ranged read per 4 M
     blobs.get = get;
   }
   const ls = await server.fetch(pushed.ls, { token: server.adminToken });
-  assert.deepEqual(await ls.json(), await listNar([nar]), 'the listing stored at ingest');
+  assert.deepEqual(await ls.json(), await listNar(Readable.from([nar])), 'the listing stored at ingest');
 });
 
 onEachDatabase('a corrupt or truncated pack fails closed on .nar.zst, .nar and .ls', async (_t, server) => {

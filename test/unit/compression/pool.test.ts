@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { ChunkWorkerPool } from '../../../src/compression/pool.ts';
@@ -125,7 +126,7 @@ test('a NAR session cuts, hashes and lists a NAR in its worker, exactly as the m
     assert.deepEqual(cut.map((c) => c.hash), chunkBuffer(nar).map(sha256));
     assert.equal(summary.narHash, sha256Nix32(nar));
     assert.equal(summary.narSize, nar.length);
-    assert.deepEqual(JSON.parse(summary.listing!), await listNar([nar]));
+    assert.deepEqual(JSON.parse(summary.listing!), await listNar(Readable.from([nar])));
     const served = Buffer.from('the served bytes');
     await session.served(served);
     assert.deepEqual(await session.digest(), { fileHash: sha256Nix32(served), fileSize: served.length });
