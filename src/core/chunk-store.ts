@@ -51,6 +51,8 @@ export interface CompactionResult {
 /** Object key prefixes chunk bytes live under: packs, and one-frame blobs written before packs existed. */
 const KEY_PREFIXES = ['packs/', 'chunks/'];
 const LIST_BATCH = 1000;
+/** Pack keys remembered by ChunkStore.read (oldest forgotten first). */
+const KEY_CACHE = 10_000;
 /** Packs examined per compaction pass, so one pass stays bounded. */
 const COMPACT_LIMIT = 256;
 
@@ -66,6 +68,8 @@ const COMPACT_LIMIT = 256;
 export class ChunkStore {
   readonly packTargetSize: number;
   readonly #maxReadSize: number;
+  /** Pack id → storage key: a pack's key never changes, so reads skip the lookup for recently read packs. */
+  readonly #keys = new Map<number, string>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -137,17 +141,17 @@ export class ChunkStore {
    * the generator instead of yielding it.
    */
   async *read(chunks: ChunkRow[], opts: { decompress: boolean; readAhead?: number }): AsyncGenerator<ReadPiece> {
-    const packs = await findPacks(this.db, [...new Set(chunks.map((c) => c.pack_id))]);
+    const keys = await this.#keysOf(chunks);
     const runs = this.#runs(chunks);
     const fetch = (run: ChunkRow[]): Promise<ReadPiece> => {
       const p = (async () => {
         const first = run[0];
-        const pack = packs.get(first.pack_id);
-        if (!pack) throw new Error(`chunk ${first.hash} names pack ${first.pack_id}, which has no row`);
+        const key = keys.get(first.pack_id);
+        if (!key) throw new Error(`chunk ${first.hash} names pack ${first.pack_id}, which has no row`);
         const length = run.reduce((n, c) => n + c.stored_size, 0);
-        const bytes = await readRange(this.blobs, pack.storage_key, first.pack_offset, length);
+        const bytes = await readRange(this.blobs, key, first.pack_offset, length);
         if (bytes.length !== length) {
-          throw new Error(`pack ${pack.storage_key} is truncated: ${bytes.length} of ${length} bytes at offset ${first.pack_offset}`);
+          throw new Error(`pack ${key} is truncated: ${bytes.length} of ${length} bytes at offset ${first.pack_offset}`);
         }
         let offset = 0;
         const frames: StoredFrame[] = run.map((c) => {
@@ -288,6 +292,23 @@ export class ChunkStore {
           .execute();
       }
     });
+  }
+
+  async #keysOf(chunks: ChunkRow[]): Promise<Map<number, string>> {
+    const ids = [...new Set(chunks.map((c) => c.pack_id))];
+    const keys = new Map<number, string>();
+    for (const id of ids) {
+      const key = this.#keys.get(id);
+      if (key) keys.set(id, key);
+    }
+    const missing = ids.filter((id) => !keys.has(id));
+    if (missing.length === 0) return keys;
+    for (const [id, pack] of await findPacks(this.db, missing)) {
+      keys.set(id, pack.storage_key);
+      if (this.#keys.size >= KEY_CACHE) this.#keys.delete(this.#keys.keys().next().value!);
+      this.#keys.set(id, pack.storage_key);
+    }
+    return keys;
   }
 
   /** Splits `chunks` into runs stored back to back in one pack, each at most `maxBytes`. */

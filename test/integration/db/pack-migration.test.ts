@@ -14,6 +14,7 @@ import { createBlobStore } from '../../../src/storage/index.ts';
 import { chunkBuffer } from '../../../src/chunking/fastcdc.ts';
 import { zstdCompressSync } from '../../../src/compression/zstd.ts';
 import { CacheService } from '../../../src/core/caches.ts';
+import { recordPath, validatePathMetadata } from '../../../src/core/paths.ts';
 import { listNar } from '../../../src/nix/nar/listing.ts';
 import { runGarbageCollection } from '../../../src/gc/run.ts';
 import { DB_KINDS } from '../../helpers/databases.ts';
@@ -26,7 +27,7 @@ import type { StorageConfig } from '../../../src/storage/index.ts';
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** The data of `nars` in cache 'old', exactly as the one-blob-per-chunk code stored it. */
-async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars: { nar: Buffer; hash: string; path: string }[]) {
+async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars: { nar: Buffer; path: string }[]) {
   const db = openDatabase({ url: databaseUrl, poolSize: 2, statementTimeoutMs: 30_000 });
   try {
     const upTo0003: Record<string, Migration> = {
@@ -39,7 +40,7 @@ async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars:
     const blobs = createBlobStore(storage);
     const cache = await new CacheService(db.kysely, 'loft').create('old', { isPublic: true });
     const k = db.kysely as never as import('kysely').Kysely<any>;
-    for (const { nar, hash, path } of nars) {
+    for (const { nar, path } of nars) {
       const ids: number[] = [];
       const frames: Buffer[] = [];
       for (const data of chunkBuffer(nar)) {
@@ -74,24 +75,9 @@ async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars:
         .returning('id')
         .executeTakeFirstOrThrow();
       await k.insertInto('nar_chunks').values(ids.map((chunk_id, seq) => ({ nar_id: narRow.id, seq, chunk_id }))).execute();
-      await k
-        .insertInto('objects')
-        .values({
-          cache_id: cache.id,
-          store_path_hash: hash,
-          store_path: path,
-          nar_id: narRow.id,
-          references: '[]',
-          deriver: null,
-          ca: null,
-          client_sigs: '[]',
-          server_sig: null,
-          server_sig_key: null,
-          created_by: 'old',
-          created_at: Date.now(),
-          last_accessed_at: Date.now(),
-        })
-        .execute();
+      const narRecord = await db.kysely.selectFrom('nars').selectAll().where('id', '=', Number(narRow.id)).executeTakeFirstOrThrow();
+      const meta = { storePath: path, narHash: sha256Nix32(nar), narSize: nar.length, references: [], sigs: [] };
+      await recordPath(db.kysely, cache, validatePathMetadata(cache, meta), narRecord, 'old');
     }
   } finally {
     await db.close();
