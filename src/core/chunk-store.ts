@@ -9,10 +9,11 @@ import { insertChunks } from '../db/repos/chunks.ts';
 import {
   deleteRetiredPacks,
   findPacks,
-  findSparsePacks,
   knownPackKeys,
   liveChunksOf,
+  packUsage,
   retireEmptyPacks,
+  type PackUsage,
 } from '../db/repos/packs.ts';
 
 const MiB = 1024 * 1024;
@@ -39,7 +40,7 @@ export interface ReadPiece {
 }
 
 export interface CompactionResult {
-  /** Packs whose live chunks were copied into new packs. */
+  /** Packs whose live chunks were copied into new packs (mostly dead ones, and small ones merged). */
   packsRewritten: number;
   /** Packs marked for deletion (rewritten, or holding no live chunk). */
   packsRetired: number;
@@ -216,8 +217,9 @@ export class ChunkStore {
   }
 
   /**
-   * Returns the space of dead chunk bytes: packs older than `cutoff` whose
-   * live bytes are below `maxLiveRatio` of their size have their live frames
+   * Returns the space of dead chunk bytes and merges small packs: packs older
+   * than `cutoff` whose live bytes are below `maxLiveRatio` of their size, and
+   * small packs (see #compactionCandidates), have their live frames
    * copied (verified) into new packs, and the chunk rows moved, in one
    * transaction per new pack. The old pack is retired, not deleted: a read
    * that looked its chunks up before the move still finds the bytes. Retired
@@ -233,7 +235,7 @@ export class ChunkStore {
     result.packsDeleted = retired.length;
     result.bytesFreed = retired.reduce((n, p) => n + Number(p.size), 0);
 
-    const sparse = await findSparsePacks(this.db, o.cutoff, o.maxLiveRatio, COMPACT_LIMIT);
+    const sparse = this.#compactionCandidates(await packUsage(this.db, o.cutoff), o.maxLiveRatio);
     const emptied = sparse.filter((u) => u.liveBytes === 0).map((u) => Number(u.pack.id));
     let writer: PackWriter | undefined;
     let moving: { from: number; chunk: ChunkRow }[] = [];
@@ -270,6 +272,19 @@ export class ChunkStore {
     await close();
     result.packsRetired = await retireEmptyPacks(this.db, emptied, now);
     return result;
+  }
+
+  /**
+   * Packs worth rewriting: those mostly dead, and small ones (below a quarter of the pack target: small
+   * pushes, chunk-upload requests, the old one-frame blobs) merged into full-size packs once there is
+   * at least a quarter pack of them. In pack order, so a push's packs stay in order in the merged one.
+   */
+  #compactionCandidates(usage: PackUsage[], maxLiveRatio: number): PackUsage[] {
+    const small = this.packTargetSize / 4;
+    const sparse = (u: PackUsage) => u.liveBytes < Number(u.pack.size) * maxLiveRatio;
+    const smallOnes = usage.filter((u) => !sparse(u) && Number(u.pack.size) < small);
+    const merge = smallOnes.length >= 2 && smallOnes.reduce((n, u) => n + u.liveBytes, 0) >= small;
+    return usage.filter((u) => sparse(u) || (merge && smallOnes.includes(u))).slice(0, COMPACT_LIMIT);
   }
 
   /** Records a pack written by compaction and points the moved chunks at it. */

@@ -24,8 +24,8 @@ export interface PackUsage {
   liveBytes: number;
 }
 
-/** Packs older than `cutoff`, not retired, whose live chunk bytes are below `ratio` of their size. */
-export async function findSparsePacks(db: Kysely<Database>, cutoff: number, ratio: number, limit: number): Promise<PackUsage[]> {
+/** Packs older than `cutoff` and not retired, with the bytes of the chunks still in them, oldest first. */
+export async function packUsage(db: Kysely<Database>, cutoff: number): Promise<PackUsage[]> {
   const rows = await db
     .selectFrom('packs as p')
     .leftJoin('chunks as c', 'c.pack_id', 'p.id')
@@ -34,11 +34,9 @@ export async function findSparsePacks(db: Kysely<Database>, cutoff: number, rati
     .where('p.retired_at', 'is', null)
     .where('p.created_at', '<', cutoff)
     .groupBy(['p.id', 'p.storage_key', 'p.size', 'p.created_at', 'p.retired_at'])
+    .orderBy('p.id')
     .execute();
-  return rows
-    .map(({ live, ...pack }) => ({ pack, liveBytes: Number(live) }))
-    .filter((u) => u.liveBytes < Number(u.pack.size) * ratio)
-    .slice(0, limit);
+  return rows.map(({ live, ...pack }) => ({ pack, liveBytes: Number(live) }));
 }
 
 export function liveChunksOf(db: Kysely<Database>, packId: number): Promise<ChunkRow[]> {

@@ -1,7 +1,8 @@
 // Migration 0004 (packs) on data written in the layout before it: one blob per chunk under
 // `chunks/aa/bb/<hash>-<rand>.zst`, rows naming their storage_key. The data is written here the way
 // the previous ChunkStore and commitNar wrote it, into a database migrated only up to 0003; then the
-// server migrates and must serve every byte, deduplicate against the old chunks and keep their blobs.
+// server migrates and must serve every byte and deduplicate against the old chunks; GC then merges
+// the old blobs into packs.
 import { Readable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -85,14 +86,18 @@ async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars:
 }
 
 for (const kind of DB_KINDS) {
-  test(`data stored one blob per chunk is served, deduplicated against and kept after migration 0004 (${kind})`, { timeout: 120_000 }, async (t) => {
+  test(`data stored one blob per chunk is served and deduplicated against after migration 0004, then converted by GC (${kind})`, { timeout: 120_000 }, async (t) => {
     if (kind === 'postgres' && !skipUnless(t, await postgresUnavailable())) return;
     const shared = deterministicBytes('migrated-shared', 1_200_000);
     const old = [
       await makeNar({ data: shared, tag: 'first' }),
       await makeNar({ bin: { exec: deterministicBytes('migrated-exec', 300_000) }, link: { link: 'bin' } }),
     ].map((nar) => ({ nar, ...randomStorePath('old') }));
-    const server = await startTestServer({ db: kind, prepare: (url, storage) => writeOldLayout(url, storage, old) });
+    const server = await startTestServer({
+      db: kind,
+      toml: { storage: { pack_target_size: 1024 * 1024 } }, // so that the test's few MB are worth merging
+      prepare: (url, storage) => writeOldLayout(url, storage, old),
+    });
     t.after(() => server.close());
     const k = server.services.kysely;
 
@@ -132,13 +137,23 @@ for (const kind of DB_KINDS) {
     const plain = await server.fetch(`/new/nar/${sha256Nix32(fresh).slice(7)}.nar`, { token: server.adminToken });
     assert.ok(Buffer.from(await plain.arrayBuffer()).equals(fresh), 'a NAR mixing old blobs and a new pack');
 
-    // GC keeps the old blobs: pack rows name them.
-    const report = await runGarbageCollection(k, server.services.chunkStore, { defaultRetentionSeconds: 0, graceSeconds: 0, now: Date.now() + 1000 });
-    assert.equal(report.orphanBlobs, 0);
-    assert.equal(report.chunks, 0);
-    for (const { nar } of old) {
+    // GC converts the old layout: the one-frame packs are small, so they are merged into a full-size pack,
+    // and the old blobs are deleted a pass later; every NAR is still served, byte for byte.
+    const gc = (now: number) => runGarbageCollection(k, server.services.chunkStore, { defaultRetentionSeconds: 0, graceSeconds: 0, now });
+    const first = await gc(Date.now() + 1000);
+    assert.equal(first.orphanBlobs, 0);
+    assert.equal(first.chunks, 0);
+    assert.ok(first.packsRewritten >= chunks.length, `${first.packsRewritten} packs rewritten`);
+    await gc(Date.now() + 5000);
+    let oldBlobs = 0;
+    for await (const _ of createBlobStore(server.config.storage).list('chunks/')) oldBlobs++;
+    assert.equal(oldBlobs, 0, 'the one-blob-per-chunk objects are gone');
+    for (const { nar, hash } of old) {
       const again = await server.fetch(`/old/nar/${sha256Nix32(nar).slice(7)}.nar`);
       assert.ok(Buffer.from(await again.arrayBuffer()).equals(nar));
+      const info = await (await server.fetch(`/old/${hash}.narinfo`)).text();
+      const zst = Buffer.from(await (await server.fetch(`/old/${/^URL: (.*)$/m.exec(info)![1]}`)).arrayBuffer());
+      assert.equal(sha256Nix32(zst), /^FileHash: (.*)$/m.exec(info)![1]);
     }
   });
 }

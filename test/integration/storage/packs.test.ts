@@ -216,3 +216,33 @@ onEachDatabase('a pack written but never recorded (a crash between the two) is i
   assert.equal(await store.sweepOrphans(Date.now() + 1000), 1);
   assert.equal(await server.services.blobs.head(written.key), null);
 });
+
+onEachDatabase(
+  'GC merges small packs (small pushes, old one-frame blobs) into full-size ones',
+  async (_t, server) => {
+    await server.createCache('main');
+    const nars = await Promise.all(Array.from({ length: 6 }, (_, i) => makeNar({ data: deterministicBytes(`small-${i}`, 100_000) })));
+    const pushed = [];
+    for (const nar of nars) pushed.push(await push(server, nar));
+    const k = server.services.kysely;
+    const packs = async () => (await k.selectFrom('packs').select(['id', 'size']).where('retired_at', 'is', null).execute()).length;
+    assert.equal(await packs(), 6, 'one pack per push');
+    const gc = (now: number) => runGarbageCollection(k, server.services.chunkStore, { defaultRetentionSeconds: 0, graceSeconds: 0, now });
+    const first = await gc(Date.now() + 1000);
+    assert.equal(first.packsRewritten, 6);
+    assert.equal(first.packsRetired, 6);
+    assert.equal(await packs(), 1, 'merged into one pack (600 KB < the 1 MiB target)');
+    const second = await gc(Date.now() + 5000);
+    assert.equal(second.packsDeleted, 6);
+    assert.equal(second.packsRewritten, 0, 'a lone small pack is not rewritten again');
+    let objects = 0;
+    for await (const _ of server.services.blobs.list('packs/')) objects++;
+    assert.equal(objects, 1);
+    for (const [i, nar] of nars.entries()) {
+      assert.ok((await download(server, pushed[i].plain)).bytes!.equals(nar));
+      const zst = await download(server, pushed[i].zst);
+      assert.equal(sha256Nix32(zst.bytes!), pushed[i].info.fileHash, 'the same .nar.zst bytes from the merged pack');
+    }
+  },
+  { toml: { storage: { pack_target_size: 1024 * 1024 } } },
+);
