@@ -286,6 +286,10 @@ const BOTTLENECKS = `### Bottlenecks found
 (Profiled with \`BENCH_CPU_PROF=DIR npm run bench\`, which passes \`--cpu-prof\` to the server of the \`loft push\`
 runs; \`node --import tsx bench/lib/cpuprofile.ts DIR\` prints self time by function for the main and worker threads.)
 
+**Issue 10 (storage engine v2)** implemented fix 1 (pack files: one object per push or upload request, coalesced
+ranged reads; docs/storage.md) and moved all per-byte work of ingest, commit verification and reads into the worker
+pool (docs/architecture.md); the figures of the run above measure that code. The text below is the issue-7 analysis.
+
 **Status at the final run above:** fixes 2 and 3 below landed during this work (27339ec: statements
 reused, narinfos and misses cached; ee815c1: chunk lookups/inserts per batch, one worker message per batch, commit
 decompressing on the calling thread; 9d30b35: 32-chunk read-ahead for downloads), so the tables measure them.
