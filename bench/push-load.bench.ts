@@ -1,7 +1,8 @@
 // Issue 10: does a push block the event loop? narinfo lookups at a steady 200 req/s (open loop:
 // a request every 5 ms whatever the answers) and /v1/healthz every 250 ms, first on the idle server,
-// then while `loft push` sends the push set (≥ 300 MB) to the same server. Then the storage objects
-// (pack files) the push left, per GiB stored.
+// then while `loft push` sends the push set (≥ 300 MB) to the same server, with the server's own
+// event-loop delay (its /metrics) beside the latencies the load generator saw. Then the storage
+// objects (pack files) the push left, per GiB stored.
 // node --import tsx bench/push-load.bench.ts (normally through `npm run bench`).
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -77,6 +78,16 @@ async function load(loft: LoftServer, hashes: string[], until: Promise<unknown>)
   };
 }
 
+/**
+ * The server's own event-loop delay since the previous call (prom-client's monitorEventLoopDelay
+ * histogram, reset at each scrape): what the event loop did, apart from the load generator's core.
+ */
+async function eventLoopLag(loft: LoftServer): Promise<{ p99Ms: number; maxMs: number }> {
+  const text = await (await fetch(`${loft.url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^loft_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  return { p99Ms: round(value('p99')), maxMs: round(value('max')) };
+}
+
 async function filesUnder(dir: string): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
@@ -98,11 +109,12 @@ async function main(): Promise<void> {
     await loftPush(loft, 'bench', [paths.bigEdited]);
     const hashes = [hashPart(paths.bigEdited)];
     log(`push-load: idle, ${IDLE_SECONDS} s at ${RATE} req/s`);
-    const idle = await load(loft, hashes, new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000)));
+    await eventLoopLag(loft);
+    const idle = { ...(await load(loft, hashes, new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000)))), eventLoop: await eventLoopLag(loft) };
     log(`push-load: during a push of ${set.length} paths`);
     const c0 = await cpuTimes(loft.pid);
     const pushing = loftPush(loft, 'bench', set);
-    const busy = await load(loft, hashes, pushing);
+    const busy = { ...(await load(loft, hashes, pushing)), eventLoop: await eventLoopLag(loft) };
     const pushed = await pushing;
     const cpu = cpuDelta(c0, await cpuTimes(loft.pid));
     const stored = await filesUnder(path.join(loft.dataDir, 'storage'));

@@ -156,13 +156,13 @@ async function main(): Promise<void> {
   const sec6: string[] = [];
   if (pushLoad) {
     const row = (label: string, l: Json) =>
-      `| ${label} | ${n0(l.requests)} (${n0(l.rps)}/s) | ${f(l.p50Ms)} / ${f(l.p99Ms)} / ${f(l.maxMs)} ms | ${l.errors} | ${f(l.healthMaxMs, 0)} ms |`;
+      `| ${label} | ${n0(l.requests)} (${n0(l.rps)}/s) | ${f(l.p50Ms)} / ${f(l.p99Ms)} / ${f(l.maxMs)} ms | ${l.errors} | ${f(l.healthMaxMs, 0)} ms | ${f(l.eventLoop?.p99Ms)} / ${f(l.eventLoop?.maxMs)} ms |`;
     sec6.push(
       `Push: \`loft push\` of ${pushLoad.paths} paths, ${mb(pushLoad.narBytes, 0)} of NAR, in ${s(pushLoad.pushMs)}; Loft server CPU during it: main thread ` +
         `${s(pushLoad.serverCpu.mainUser + pushLoad.serverCpu.mainSys)}, other threads (chunk workers, libuv) ${s(pushLoad.serverCpu.otherUser + pushLoad.serverCpu.otherSys)}.`,
       '',
-      '| server | narinfo requests | narinfo p50 / p99 / max | errors | /v1/healthz max |',
-      '|---|---|---|---|---|',
+      '| server | narinfo requests | narinfo p50 / p99 / max | errors | /v1/healthz max | server event-loop delay p99 / max |',
+      '|---|---|---|---|---|---|',
       row('idle', pushLoad.idle),
       row('during the push', pushLoad.busy),
       '',
@@ -263,7 +263,10 @@ async function main(): Promise<void> {
     '',
     '`bench/push-load.bench.ts`: narinfo GETs at a steady 200 req/s (open loop: one every 5 ms whatever the answers, so a',
     'blocked event loop shows up as latency, not as fewer requests) and `GET /v1/healthz` every 250 ms, from Node\'s fetch on',
-    'core 1; first on the idle server, then while `loft push` sends the push set of bench 3 to the same server.',
+    'core 1; first on the idle server, then while `loft push` sends the push set of bench 3 to the same server. With two',
+    'cores the load generator shares core 1 with the `loft push` client, so its latencies include its own scheduling',
+    'delay; the server\'s event-loop delay (`loft_nodejs_eventloop_lag_*` from its `/metrics`, reset before each phase)',
+    'is measured inside the server.',
     'Afterwards the files under the storage folder (pack files) are counted against the bytes they hold.',
     '',
     ...(sec6.length ? sec6 : ['Not run.']),

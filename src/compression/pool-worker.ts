@@ -1,5 +1,6 @@
 // Runs inside a worker thread of ChunkWorkerPool: hashing, zstd and NAR sessions off the event loop.
 import { createHash } from 'node:crypto';
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { zstdCompressSync, zstdDecompressSync } from './zstd.ts';
 import { InputError, NarSession } from './nar-session.ts';
@@ -7,6 +8,16 @@ import { READY, type CutChunk, type SessionCall, type WorkerReply, type WorkerRe
 
 const port = parentPort;
 if (!port) throw new Error('pool-worker must run in a worker thread');
+
+// Below the event loop's priority: when chunk work and requests compete for a core, the kernel runs the
+// event loop first, so a push's hashing and compression never delay a narinfo lookup by more than a
+// scheduler slice. (On Linux this lowers only this thread; elsewhere it may fail and is skipped.)
+const WORKER_NICE = 10;
+try {
+  setPriority(WORKER_NICE);
+} catch {
+  // not permitted here: the workers keep the process's priority
+}
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const sessions = new Map<number, NarSession>();
