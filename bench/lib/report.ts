@@ -105,6 +105,14 @@ async function main(): Promise<void> {
         measured: `${s(ph.loftClient.ms)} vs ${s(ph.file.ms)} (${f(ph.loftVsFile.ratio)}×)`,
         met: ph.loftVsFile.ratio > 1,
       });
+      if (ph.phase === 'initial') {
+        goals.push({
+          n: '3',
+          goal: `issue 10: push of ${mb(push.narBytes, 0)} in ${push.paths.length} paths: \`nix copy --to http://loft\` within 1.5× of \`nix copy --to file://\``,
+          measured: `${s(ph.nixHttp.ms)} vs ${s(ph.file.ms)} (${f(ph.nixHttp.ms / ph.file.ms)}× the file:// time)`,
+          met: ph.nixHttp.ms <= 1.5 * ph.file.ms,
+        });
+      }
     }
   }
 
