@@ -1,4 +1,4 @@
-// Issue 7, bench 3: pushing ≥ 500 MB of store paths, then again after a small edit to the largest:
+// Issue 7, bench 3 (issue 10's push set: ≥ 800 MB in ≥ 20 paths): pushing the store paths, then again after a small edit to the largest:
 // `nix copy` to a local file:// cache (the floor), `nix copy` to Loft, and Loft's own client.
 // node --import tsx bench/push.bench.ts (normally through `npm run bench`).
 import { mkdir } from 'node:fs/promises';

@@ -25,8 +25,15 @@ export function extensionFor(c: NixCompression): string {
   return EXTENSIONS[c];
 }
 
+/** Throws for a compression Loft cannot decode, before any byte is read. */
+export function assertDecompressible(c: NixCompression): void {
+  // No maintained bzip2 decoder installs here; Nix can upload with another compression.
+  if (c === 'bzip2') throw new Error('bzip2 NARs are not supported; use compression=zstd or xz');
+}
+
 /** A streaming decoder that errors on corrupt or truncated input rather than ending early. */
 export function createDecompressor(c: NixCompression): Transform {
+  assertDecompressible(c);
   switch (c) {
     case 'none':
       return new PassThrough();
@@ -37,7 +44,6 @@ export function createDecompressor(c: NixCompression): Transform {
     case 'br':
       return createBrotliDecompress();
     case 'bzip2':
-      // No maintained bzip2 decoder installs here; Nix can upload with another compression.
-      throw new Error('bzip2 NARs are not supported; use compression=zstd or xz');
+      throw new Error('unreachable');
   }
 }

@@ -1,13 +1,26 @@
-// Runs inside a worker thread of ChunkWorkerPool: hashing and zstd off the event loop.
+// Runs inside a worker thread of ChunkWorkerPool: hashing, zstd and NAR sessions off the event loop.
 import { createHash } from 'node:crypto';
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { zstdCompressSync, zstdDecompressSync } from './zstd.ts';
-import { READY, type WorkerReply, type WorkerRequest } from './pool-protocol.ts';
+import { InputError, NarSession } from './nar-session.ts';
+import { READY, type CutChunk, type SessionCall, type WorkerReply, type WorkerRequest } from './pool-protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pool-worker must run in a worker thread');
 
+// Below the event loop's priority: when chunk work and requests compete for a core, the kernel runs the
+// event loop first, so a push's hashing and compression never delay a narinfo lookup by more than a
+// scheduler slice. (On Linux this lowers only this thread; elsewhere it may fail and is skipped.)
+const WORKER_NICE = 10;
+try {
+  setPriority(WORKER_NICE);
+} catch {
+  // not permitted here: the workers keep the process's priority
+}
+
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+const sessions = new Map<number, NarSession>();
 
 /** A Buffer that owns its whole ArrayBuffer, so transferring it moves exactly its bytes. */
 function owned(buf: Buffer): Buffer {
@@ -17,40 +30,102 @@ function owned(buf: Buffer): Buffer {
   return copy;
 }
 
-function handle(req: WorkerRequest): { reply: WorkerReply; transfer: ArrayBuffer[] } {
-  if (req.op === 'compress') {
-    const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
-    const compressed = owned(zstdCompressSync(data, req.level));
-    const reply: WorkerReply = {
-      ok: true,
-      hash: sha256(data),
-      size: data.length,
-      compressed,
-      storedHash: sha256(compressed),
-    };
-    return { reply, transfer: [compressed.buffer as ArrayBuffer] };
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+type Handled = { reply: WorkerReply; transfer: ArrayBuffer[] };
+
+function chunksReply(chunks: CutChunk[], extra: object = {}): Handled {
+  return { reply: { ok: true, chunks, ...extra }, transfer: chunks.map((c) => c.data.buffer as ArrayBuffer) };
+}
+
+async function session(id: number, call: SessionCall): Promise<Handled> {
+  if (call.kind === 'open') {
+    sessions.set(id, new NarSession(call.options));
+    return { reply: { ok: true, done: true }, transfer: [] };
   }
-  for (const { offset, length, hash, size } of req.frames) {
-    const frame = req.packed.subarray(offset, offset + length);
-    let data: Buffer;
-    try {
-      data = zstdDecompressSync(frame, size);
-    } catch (err) {
-      throw new Error(`chunk ${hash}: not a valid zstd frame (${(err as Error).message})`);
+  const s = sessions.get(id);
+  if (call.kind === 'drop') {
+    sessions.delete(id);
+    return { reply: { ok: true, done: true }, transfer: [] };
+  }
+  if (!s) throw new Error(`no session ${id} in this worker`);
+  try {
+    switch (call.kind) {
+      case 'input':
+        return chunksReply(await s.input(asBuffer(call.data)));
+      case 'served':
+        await s.served(asBuffer(call.data), call.frames);
+        return { reply: { ok: true, done: true }, transfer: [] };
+      case 'end': {
+        const { chunks, summary } = await s.end();
+        return chunksReply(chunks, { summary });
+      }
+      case 'digest':
+        sessions.delete(id);
+        return { reply: { ok: true, ...s.digest() }, transfer: [] };
     }
-    if (data.length !== size) throw new Error(`chunk ${hash}: declared ${size} bytes, the frame holds ${data.length}`);
-    if (sha256(data) !== hash) throw new Error(`chunk ${hash}: content hash mismatch`);
+  } catch (e) {
+    sessions.delete(id); // a failed session takes no more input
+    throw e;
   }
-  return { reply: { ok: true, verified: req.frames.length }, transfer: [] };
+}
+
+async function handle(req: WorkerRequest): Promise<Handled> {
+  switch (req.op) {
+    case 'compress': {
+      const data = asBuffer(req.data);
+      const compressed = owned(zstdCompressSync(data, req.level));
+      const reply: WorkerReply = { ok: true, hash: sha256(data), size: data.length, compressed, storedHash: sha256(compressed) };
+      return { reply, transfer: [compressed.buffer as ArrayBuffer] };
+    }
+    case 'verify': {
+      const storedHashes = req.frames.map((f) => {
+        const frame = req.packed.subarray(f.offset, f.offset + f.length);
+        checkFrame(frame, f.hash, f.size, 'bad_frame');
+        return sha256(frame);
+      });
+      return { reply: { ok: true, verified: req.frames.length, storedHashes }, transfer: [] };
+    }
+    case 'decode': {
+      const parts: Buffer[] = [];
+      for (const f of req.frames) {
+        const frame = req.packed.subarray(f.offset, f.offset + f.length);
+        if (frame.length !== f.length || sha256(frame) !== f.storedHash) {
+          throw new InputError('corrupt', `chunk ${f.hash} is corrupt in storage (stored bytes do not match their hash)`);
+        }
+        if (req.decompress) parts.push(checkFrame(frame, f.hash, f.size, 'corrupt'));
+      }
+      const data = req.decompress ? owned(Buffer.concat(parts)) : req.packed;
+      return { reply: { ok: true, data }, transfer: [data.buffer as ArrayBuffer] };
+    }
+    case 'session':
+      return session(req.session, req.call);
+  }
+}
+
+/** Decompresses one frame that must hold exactly `size` bytes hashing to `hash`. */
+function checkFrame(frame: Uint8Array, hash: string, size: number, failure: 'bad_frame' | 'corrupt'): Buffer {
+  let data: Buffer;
+  try {
+    data = zstdDecompressSync(frame, size);
+  } catch (err) {
+    throw new InputError(failure, `chunk ${hash}: not a valid zstd frame (${(err as Error).message})`);
+  }
+  if (data.length !== size) throw new InputError(failure, `chunk ${hash}: declared ${size} bytes, the frame holds ${data.length}`);
+  if (sha256(data) !== hash) throw new InputError(failure, `chunk ${hash}: content hash mismatch`);
+  return data;
 }
 
 port.on('message', (req: WorkerRequest) => {
-  try {
-    const { reply, transfer } = handle(req);
-    port.postMessage(reply, transfer);
-  } catch (err) {
-    port.postMessage({ ok: false, message: (err as Error).message } satisfies WorkerReply);
-  }
+  handle(req).then(
+    ({ reply, transfer }) => port.postMessage(reply, transfer),
+    (err: Error) =>
+      port.postMessage({
+        ok: false,
+        message: err.message,
+        failure: err instanceof InputError ? err.failure : undefined,
+      } satisfies WorkerReply),
+  );
 });
 
 port.postMessage(READY);

@@ -1,8 +1,31 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { READY, type FrameCheck, type WorkerReply, type WorkerRequest } from './pool-protocol.ts';
+import {
+  READY,
+  type CutChunk,
+  type FailureKind,
+  type FrameCheck,
+  type NarSummary,
+  type PackedFrame,
+  type SessionCall,
+  type SessionOptions,
+  type StoredFrame,
+  type WorkerReply,
+  type WorkerRequest,
+} from './pool-protocol.ts';
 
-export type { FrameCheck };
+export type { CutChunk, FailureKind, FrameCheck, NarSummary, PackedFrame, SessionOptions, StoredFrame };
+
+/** A task failed because of its input (a bad NAR, a corrupt frame), not because of the pool. */
+export class WorkerInputError extends Error {
+  constructor(
+    readonly failure: FailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'WorkerInputError';
+  }
+}
 
 export interface CompressedChunk {
   /** sha256 hex of the uncompressed data */
@@ -30,6 +53,9 @@ interface Task {
 interface Slot {
   worker: Worker;
   task: Task | null;
+  /** Tasks of the sessions bound to this worker, run in order before shared work. */
+  pinned: Task[];
+  sessions: number;
   /** Set by the worker's READY message; a worker that dies before it failed to start. */
   ready: boolean;
 }
@@ -50,11 +76,16 @@ function startWorker(): Worker {
   return new Worker(`import(${api}).then(({ tsImport }) => tsImport(${entry}, ${entry}));`, { eval: true });
 }
 
-/** Hashing and zstd for chunks on worker threads; tasks queue while every worker is busy. */
+/**
+ * Hashing, zstd and NAR sessions on worker threads; tasks queue while every
+ * worker is busy. A worker that crashes fails the tasks it held (and its
+ * sessions) and is replaced; the rest of the pool carries on.
+ */
 export class ChunkWorkerPool {
   readonly #level: number;
   readonly #slots: Slot[] = [];
   readonly #queue: Task[] = [];
+  #nextSession = 1;
   /** Why new work is refused: close(), or a worker that could not start. */
   #stopped: Error | null = null;
 
@@ -82,9 +113,10 @@ export class ChunkWorkerPool {
    * 64 KiB chunk cost more than the work) in one packed copy, which also keeps
    * structured clone from sending whole buffers that frames are views of; the
    * caller keeps its frames. Rejects with `chunk <hash>: …` for the first bad one.
+   * Resolves with the sha256 hex of each frame's bytes (what storage is checked against).
    */
-  async verifyFrames(checks: FrameCheck[]): Promise<void> {
-    if (checks.length === 0) return;
+  async verifyFrames(checks: FrameCheck[]): Promise<string[]> {
+    if (checks.length === 0) return [];
     const packed = new Uint8Array(checks.reduce((n, c) => n + c.frame.length, 0));
     let offset = 0;
     const frames = checks.map(({ frame, hash, size }) => {
@@ -94,6 +126,41 @@ export class ChunkWorkerPool {
     });
     const reply = await this.#run({ op: 'verify', packed, frames }, [packed.buffer]);
     if (!('verified' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to verify');
+    return reply.storedHashes;
+  }
+
+  /**
+   * Checks frames read from storage against their stored hash and, with
+   * `decompress`, decompresses them (checking each against its content hash).
+   * `packed` is transferred to the worker; the served bytes come back.
+   */
+  async decodeFrames(packed: Buffer, frames: StoredFrame[], decompress: boolean): Promise<Buffer> {
+    const data = transferable(packed);
+    const reply = await this.#run({ op: 'decode', packed: data, frames, decompress }, [data.buffer as ArrayBuffer]);
+    if (!('data' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to decode');
+    return toBuffer(reply.data);
+  }
+
+  /** A NAR session bound to the least busy worker (its state lives there). */
+  openSession(options: SessionOptions): NarSession {
+    const slot = this.#slots.reduce((a, b) => (b.sessions < a.sessions ? b : a));
+    return new NarSession(this, slot, this.#nextSession++, options);
+  }
+
+  /** @internal NarSession's way in: a task that must run on `slot`, after the ones queued there. */
+  runOn(slot: object, request: WorkerRequest, transfer: ArrayBuffer[]): Promise<WorkerReply & { ok: true }> {
+    const s = slot as Slot;
+    if (this.#stopped) return Promise.reject(this.#stopped);
+    if (!this.#slots.includes(s)) return Promise.reject(new Error('chunk worker of this session crashed'));
+    return new Promise((resolve, reject) => {
+      s.pinned.push({ request, transfer, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  /** @internal */
+  bind(slot: object, delta: number): void {
+    (slot as Slot).sessions += delta;
   }
 
   /** Tasks waiting for a free worker, and tasks running (for the metrics). */
@@ -108,7 +175,10 @@ export class ChunkWorkerPool {
   async #stop(reason: Error): Promise<void> {
     this.#stopped = reason;
     for (const task of this.#queue.splice(0)) task.reject(reason);
-    for (const slot of this.#slots) slot.task?.reject(reason);
+    for (const slot of this.#slots) {
+      slot.task?.reject(reason);
+      for (const task of slot.pinned.splice(0)) task.reject(reason);
+    }
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
 
@@ -122,9 +192,9 @@ export class ChunkWorkerPool {
 
   #dispatch(): void {
     for (const slot of this.#slots) {
-      if (this.#queue.length === 0) return;
       if (slot.task) continue;
-      const task = this.#queue.shift()!;
+      const task = slot.pinned.shift() ?? this.#queue.shift();
+      if (!task) continue;
       slot.task = task;
       // Idle workers are unref'd so the pool never keeps the process alive, but one with a
       // task must hold it open, or `await pool.compress()` could be cut short at exit.
@@ -135,7 +205,7 @@ export class ChunkWorkerPool {
 
   #spawn(): Slot {
     const worker = startWorker();
-    const slot: Slot = { worker, task: null, ready: false };
+    const slot: Slot = { worker, task: null, pinned: [], sessions: 0, ready: false };
     worker.unref();
     worker.on('message', (reply: WorkerReply | typeof READY) => {
       if (reply === READY) {
@@ -144,7 +214,7 @@ export class ChunkWorkerPool {
       }
       const task = this.#finish(slot);
       if (reply.ok) task?.resolve(reply);
-      else task?.reject(new Error(reply.message));
+      else task?.reject(reply.failure ? new WorkerInputError(reply.failure, reply.message) : new Error(reply.message));
     });
     worker.on('error', (err) => this.#replace(slot, err));
     worker.on('exit', (code) => this.#replace(slot, new Error(`chunk worker exited with code ${code}`)));
@@ -170,6 +240,7 @@ export class ChunkWorkerPool {
     }
     slot.task?.reject(err);
     slot.task = null;
+    for (const task of slot.pinned.splice(0)) task.reject(err);
     slot.worker.removeAllListeners();
     void slot.worker.terminate();
     this.#slots[index] = this.#spawn();
@@ -185,4 +256,81 @@ function transferable(chunk: Buffer): Uint8Array {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * The stateful side of the pool: one NAR streamed through one worker, which
+ * decompresses, validates, hashes and cuts it (ingest), or checks frames read
+ * back (commit verification). Calls run in order; a failed call ends the session.
+ */
+export class NarSession {
+  #closed = false;
+
+  constructor(
+    private readonly pool: ChunkWorkerPool,
+    private readonly slot: object,
+    private readonly id: number,
+    options: SessionOptions,
+  ) {
+    pool.bind(slot, 1);
+    this.#opened = this.#call({ kind: 'open', options }, []);
+    this.#opened.catch(() => {}); // surfaced by the next call
+  }
+
+  readonly #opened: Promise<WorkerReply & { ok: true }>;
+
+  /** Input bytes (transferred); resolves with the chunks cut so far. */
+  async input(data: Buffer): Promise<ReceivedChunk[]> {
+    const bytes = transferable(data);
+    return chunksOf(await this.#call({ kind: 'input', data: bytes }, [bytes.buffer as ArrayBuffer]));
+  }
+
+  /** Served (.nar.zst) bytes in order; with `frames` they are also decompressed as the NAR. The buffer is copied. */
+  async served(data: Buffer, frames?: PackedFrame[]): Promise<void> {
+    const bytes = new Uint8Array(data);
+    await this.#call({ kind: 'served', data: bytes, frames }, [bytes.buffer]);
+  }
+
+  async end(): Promise<{ chunks: ReceivedChunk[]; summary: NarSummary }> {
+    const reply = await this.#call({ kind: 'end' }, []);
+    if (!('summary' in reply) || !reply.summary) throw new Error('ChunkWorkerPool: unexpected reply to end');
+    return { chunks: chunksOf(reply), summary: reply.summary };
+  }
+
+  async digest(): Promise<{ fileHash: string; fileSize: number }> {
+    const reply = await this.#call({ kind: 'digest' }, []);
+    this.#release();
+    if (!('fileHash' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to digest');
+    return { fileHash: reply.fileHash, fileSize: reply.fileSize };
+  }
+
+  /** Frees the worker's state; safe to call at any time, and after digest(). */
+  close(): void {
+    if (this.#closed) return;
+    this.#release();
+    this.pool.runOn(this.slot, { op: 'session', session: this.id, call: { kind: 'drop' } }, []).catch(() => {});
+  }
+
+  #release(): void {
+    if (!this.#closed) this.pool.bind(this.slot, -1);
+    this.#closed = true;
+  }
+
+  async #call(call: SessionCall, transfer: ArrayBuffer[]): Promise<WorkerReply & { ok: true }> {
+    if (this.#closed) throw new Error('NAR session is closed');
+    if (call.kind !== 'open') await this.#opened;
+    return this.pool.runOn(this.slot, { op: 'session', session: this.id, call }, transfer);
+  }
+}
+
+/** A cut chunk on this side of the pool (its bytes as a Buffer). */
+export interface ReceivedChunk {
+  hash: string;
+  size: number;
+  data: Buffer;
+}
+
+function chunksOf(reply: WorkerReply & { ok: true }): ReceivedChunk[] {
+  if (!('chunks' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to a session call');
+  return reply.chunks.map((c) => ({ hash: c.hash, size: c.size, data: toBuffer(c.data) }));
 }

@@ -4,7 +4,8 @@ import type { Principal } from '../token/index.ts';
 import type { CacheRow, ChunkRow, Database } from '../db/schema.ts';
 import { findChunksByHash, findVisibleChunks, stageChunks } from '../db/repos/chunks.ts';
 import { findNarInCache } from '../db/repos/nars.ts';
-import type { ChunkStore } from './chunk-store.ts';
+import { WorkerInputError } from '../compression/pool.ts';
+import type { ChunkStore, PackWriter } from './chunk-store.ts';
 import { commitNar } from './nar-commit.ts';
 import { recordPath, validatePathMetadata } from './paths.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
@@ -71,9 +72,10 @@ export async function findMissingChunks(
 }
 
 /**
- * Reads chunk records from an upload body and stores them in batches: each
- * batch is verified (sizes and hashes, off the event loop), its new chunks
- * stored, and every chunk staged for the cache, with a few queries per batch.
+ * Reads chunk records from an upload body in batches: each batch is verified
+ * (sizes and hashes, off the event loop), its new chunks appended to the
+ * request's pack, and the known ones staged for the cache; the pack is
+ * recorded and its chunks staged at the end of the request.
  * A chunk the server already has is staged and not stored again. Records
  * completed before a failure (a dropped connection, a bad record later on)
  * stay stored and staged: a client that resumes does not upload them again.
@@ -85,17 +87,17 @@ export async function receiveChunks(
   body: AsyncIterable<Buffer>,
   maxBytes: number,
 ): Promise<{ stored: number; deduplicated: number }> {
-  const counts = { stored: 0, deduplicated: 0 };
+  const upload: RequestPack = { pack: d.store.openPack(), appended: new Set(), counts: { stored: 0, deduplicated: 0 } };
   let batch: ChunkRecord[] = [];
   let batchBytes = 0;
-  // One batch is stored while the next one is read.
+  // One batch is verified and appended while the next one is read.
   let storing: Promise<void> = Promise.resolve();
   const flush = async () => {
     const b = batch;
     batch = [];
     batchBytes = 0;
     await storing;
-    storing = storeBatch(d, cache, pullable, b, counts);
+    storing = storeBatch(d, cache, pullable, b, upload);
     storing.catch(() => {}); // awaited at the next flush or below
   };
   try {
@@ -106,9 +108,13 @@ export async function receiveChunks(
     }
   } finally {
     if (batch.length > 0) await flush().catch(() => {});
-    await storing;
+    // What was appended before a failure is recorded and staged all the same.
+    await storing.finally(async () => {
+      const stored = await d.store.record(upload.pack);
+      await stageChunks(d.db, cache.id, stored.map((c) => c.id), Date.now());
+    });
   }
-  return counts;
+  return upload.counts;
 }
 
 interface ChunkRecord {
@@ -117,33 +123,41 @@ interface ChunkRecord {
   frame: Buffer;
 }
 
+/** The request's pack: every new chunk of one upload request goes into one storage object. */
+interface RequestPack {
+  pack: PackWriter;
+  appended: Set<string>;
+  counts: { stored: number; deduplicated: number };
+}
+
 async function storeBatch(
   d: ChunkUploadDeps,
   cache: CacheRow,
   pullable: number[],
   records: ChunkRecord[],
-  counts: { stored: number; deduplicated: number },
+  upload: RequestPack,
 ): Promise<void> {
   if (records.length === 0) return;
   const unique = [...new Map(records.map((r) => [r.hash, r])).values()];
+  let storedHashes: string[];
   try {
-    await d.store.pool.verifyFrames(unique.map((r) => ({ frame: r.frame, hash: r.hash, size: r.size })));
+    storedHashes = await d.store.pool.verifyFrames(unique.map((r) => ({ frame: r.frame, hash: r.hash, size: r.size })));
   } catch (e) {
-    const msg = (e as Error).message;
-    // The worker's messages name the chunk; anything else (a closed pool) is not the client's fault.
-    if (/^chunk [0-9a-f]{64}: /.test(msg)) throw badRequest(msg);
+    // A frame the worker rejected is the client's fault; anything else (a closed pool, a crash) is not.
+    if (e instanceof WorkerInputError) throw badRequest(e.message);
     throw e;
   }
-  const hashes = unique.map((r) => r.hash);
-  const existing = await findChunksByHash(d.db, hashes);
+  const storedHash = new Map(unique.map((r, i) => [r.hash, storedHashes[i]]));
+  const existing = await findChunksByHash(d.db, unique.map((r) => r.hash));
   // Only a chunk the caller could already see counts as deduplicated: the answer must not reveal
   // that a chunk existed in a cache the caller cannot read.
   const seen = existing.size > 0 ? await findVisibleChunks(d.db, [...existing.keys()], pullable, cache.id) : new Map();
-  const fresh = unique.filter((r) => !existing.has(r.hash));
-  const stored = await d.store.storeFrames(fresh);
-  await stageChunks(d.db, cache.id, [...existing.values(), ...stored].map((c) => c.id), Date.now());
-  counts.deduplicated += unique.filter((r) => seen.has(r.hash)).length;
-  counts.stored += unique.length - unique.filter((r) => seen.has(r.hash)).length;
+  const fresh = unique.filter((r) => !existing.has(r.hash) && !upload.appended.has(r.hash));
+  await upload.pack.append(fresh.map((r) => ({ ...r, storedHash: storedHash.get(r.hash) })));
+  for (const r of fresh) upload.appended.add(r.hash);
+  await stageChunks(d.db, cache.id, [...existing.values()].map((c) => c.id), Date.now());
+  upload.counts.deduplicated += unique.filter((r) => seen.has(r.hash)).length;
+  upload.counts.stored += unique.length - unique.filter((r) => seen.has(r.hash)).length;
 }
 
 /** zstd's worst-case expansion (ZSTD_compressBound) plus room for frame headers and checksums. */

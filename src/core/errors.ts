@@ -23,7 +23,16 @@ export class LoftError extends Error {
 }
 
 export const badRequest = (msg: string) => new LoftError('bad_request', msg);
-export const notFound = (msg: string) => new LoftError('not_found', msg);
+/** Expected on the hot read path (narinfo misses): built without capturing a stack, which costs more than the lookup. */
+export const notFound = (msg: string) => {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new LoftError('not_found', msg);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+};
 export const conflict = (msg: string) => new LoftError('conflict', msg);
 export const unauthorized = (msg: string) => new LoftError('unauthorized', msg);
 export const forbidden = (msg: string) => new LoftError('forbidden', msg);

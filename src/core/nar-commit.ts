@@ -1,23 +1,28 @@
-import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { NarParser } from '../nix/nar/parser.ts';
-import { zstdDecompressSync } from '../compression/zstd.ts';
-import { formatSha256Nix32 } from '../nix/hash.ts';
+import { WorkerInputError, type PackedFrame } from '../compression/pool.ts';
 import { findNarByHash, insertNar } from '../db/repos/nars.ts';
 import type { ChunkRow, Database, NarRow } from '../db/schema.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { badRequest } from './errors.ts';
+import { DEFAULT_LISTING_CAP } from './ingest.ts';
 
 export interface NarClaim {
   narHash: string; // sha256:<nix32>
   narSize: number;
+  /** The served file's hash and size, when the caller computed them while ingesting (ingestNar does). */
+  fileHash?: string;
+  fileSize?: number;
+  /** The `.ls` JSON to store with the NAR (null: none). */
+  listing?: string | null;
 }
 
 /**
- * Records a NAR made of stored chunks, after reading the chunks back: the
- * served file's hash and size come from the stored frames, and with
- * `verifyContent` the frames are decompressed and the NAR hash, size and
- * structure checked against the claim (chunks uploaded by a client).
+ * Records a NAR made of stored chunks. What ingestNar computed (file hash and
+ * size, listing) is taken as is; without it the chunks are read back once
+ * (coalesced ranged reads, hashed in a worker) for the served file's hash.
+ * With `verifyContent` (chunks uploaded by a client) the frames are also
+ * decompressed in the worker and the NAR hash, size and structure checked
+ * against the claim, and the listing built there.
  *
  * A NAR already recorded under the same hash is returned as is — without
  * `verifyContent` only: the caller then streamed the whole NAR itself. A
@@ -35,50 +40,59 @@ export async function commitNar(
     const existing = await findNarByHash(db, claim.narHash);
     if (existing) return existing;
   }
-
-  const fileHasher = createHash('sha256');
-  let fileSize = 0;
-  const narHasher = createHash('sha256');
-  let narSize = 0;
-  const parser = opts.verifyContent ? new NarParser() : undefined;
-  let parseError: Error | undefined;
-  parser?.on('error', (e) => (parseError ??= e));
-
-  let i = 0;
-  for await (const frame of store.frames(chunks, 8)) {
-    fileHasher.update(frame);
-    fileSize += frame.length;
-    if (parser) {
-      // The frame matched its stored hash (frames() checks), so it is the one verified at upload;
-      // the NAR hash below covers the content as a whole.
-      const data = zstdDecompressSync(frame, chunks[i].size);
-      narHasher.update(data);
-      narSize += data.length;
-      if (narSize > claim.narSize) break;
-      parser.write(data);
-      if (parseError) throw badRequest(`invalid NAR: ${parseError.message}`);
-    }
-    i++;
-  }
-  if (parser) {
-    await new Promise<void>((resolve) => parser.end(() => resolve()));
-    if (narSize !== claim.narSize) {
-      throw badRequest(`NarSize mismatch: claimed ${claim.narSize}, the chunks hold ${narSize} bytes`);
-    }
-    const actual = formatSha256Nix32(narHasher.digest());
-    if (actual !== claim.narHash) throw badRequest(`NarHash mismatch: claimed ${claim.narHash}, got ${actual}`);
-    if (parseError) throw badRequest(`invalid NAR: ${(parseError as Error).message}`);
+  let { fileHash, fileSize, listing = null } = claim;
+  if (opts.verifyContent || fileHash === undefined || fileSize === undefined) {
+    ({ fileHash, fileSize, listing } = await readBack(store, chunks, claim, opts.verifyContent));
   }
   return insertNar(
     db,
     {
       nar_hash: claim.narHash,
       nar_size: claim.narSize,
-      file_hash: formatSha256Nix32(fileHasher.digest()),
+      file_hash: fileHash,
       file_size: fileSize,
       chunk_count: chunks.length,
       created_at: Date.now(),
     },
     chunks.map((c) => c.id),
+    listing,
   );
+}
+
+async function readBack(
+  store: ChunkStore,
+  chunks: ChunkRow[],
+  claim: NarClaim,
+  verify: boolean,
+): Promise<{ fileHash: string; fileSize: number; listing: string | null }> {
+  const session = store.pool.openSession({ compression: 'none', maxNarSize: claim.narSize, listingCap: DEFAULT_LISTING_CAP });
+  try {
+    let listing: string | null = null;
+    for await (const piece of store.read(chunks, { decompress: false, readAhead: 4 })) {
+      let offset = 0;
+      const frames: PackedFrame[] | undefined = verify
+        ? piece.chunks.map((c) => {
+            offset += c.stored_size;
+            return { offset: offset - c.stored_size, length: c.stored_size, hash: c.hash, size: c.size };
+          })
+        : undefined;
+      await session.served(piece.data, frames);
+    }
+    if (verify) {
+      const { summary } = await session.end();
+      if (summary.narSize !== claim.narSize) {
+        throw badRequest(`NarSize mismatch: claimed ${claim.narSize}, the chunks hold ${summary.narSize} bytes`);
+      }
+      if (summary.narHash !== claim.narHash) throw badRequest(`NarHash mismatch: claimed ${claim.narHash}, got ${summary.narHash}`);
+      listing = summary.listing;
+    }
+    return { ...(await session.digest()), listing };
+  } catch (e) {
+    if (e instanceof WorkerInputError && (e.failure === 'invalid_nar' || e.failure === 'too_large')) {
+      throw badRequest(e.failure === 'too_large' ? `NarSize mismatch: the chunks hold more than the claimed ${claim.narSize} bytes` : `invalid NAR: ${e.message}`);
+    }
+    throw e;
+  } finally {
+    session.close();
+  }
 }

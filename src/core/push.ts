@@ -1,10 +1,7 @@
-import { createHash } from 'node:crypto';
-import { PassThrough, Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Kysely } from 'kysely';
-import { compressionFromExtension, createDecompressor } from '../compression/codecs.ts';
+import { assertDecompressible, compressionFromExtension } from '../compression/codecs.ts';
 import { decodeNixBase32 } from '../nix/base32.ts';
-import { formatSha256Nix32 } from '../nix/hash.ts';
 import { parseNarInfo, type PathInfo } from '../nix/narinfo.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
@@ -48,49 +45,31 @@ export async function receiveNixNar(
   let compression;
   try {
     compression = compressionFromExtension(fileName);
+    assertDecompressible(compression);
     decodeNixBase32(m[1]);
   } catch (e) {
     throw badRequest((e as Error).message);
   }
-  const fileHasher = createHash('sha256');
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      fileHasher.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  let decompressor: Transform;
-  try {
-    decompressor = createDecompressor(compression);
-  } catch (e) {
-    throw badRequest((e as Error).message);
-  }
-  const nar = new PassThrough({ highWaterMark: 1 << 20 });
-  const feeding = pipeline(body, tap, decompressor, nar);
-  feeding.catch(() => {}); // surfaced through `nar` and awaited below
   let ingested;
   try {
-    ingested = await ingestNar(d.db, d.store, nar, { chunking: d.chunking, maxNarSize: d.maxNarSize });
-    await feeding;
+    // Decompressing, like all the work per byte, happens in the ingest's worker session.
+    ingested = await ingestNar(d.db, d.store, body, {
+      chunking: d.chunking,
+      maxNarSize: d.maxNarSize,
+      compression,
+      inputName: fileName,
+    });
   } catch (e) {
     body.destroy();
-    nar.destroy();
-    if (e instanceof Error && !('kind' in e) && compression !== 'none' && isCodecError(e)) {
-      throw badRequest(`cannot decompress ${fileName} as ${compression}: ${e.message}`);
-    }
     throw e;
   }
-  const fileHash = formatSha256Nix32(fileHasher.digest());
+  const fileHash = ingested.inputHash ?? ingested.narHash;
   if (fileHash !== `sha256:${m[1]}`) {
     throw badRequest(`file hash mismatch: the name says sha256:${m[1]}, the body hashes to ${fileHash}`);
   }
   const narRow = await commitNar(d.db, d.store, ingested.chunks, ingested, { verifyContent: false });
   await recordNarUpload(d.db, cache.id, fileName, narRow.id, Date.now());
   return narRow;
-}
-
-function isCodecError(e: Error): boolean {
-  return !/aborted|ECONNRESET|premature/i.test(e.message);
 }
 
 /**
@@ -136,7 +115,7 @@ export async function uploadPath(
     throw badRequest(`NarSize mismatch: claimed ${p.narSize}, received ${ingested.narSize} bytes`);
   }
   if (ingested.narHash !== p.narHash) throw badRequest(`NarHash mismatch: claimed ${p.narHash}, received ${ingested.narHash}`);
-  const nar = await commitNar(d.db, d.store, ingested.chunks, p, { verifyContent: false });
+  const nar = await commitNar(d.db, d.store, ingested.chunks, ingested, { verifyContent: false });
   await recordPath(d.db, cache, p, nar, sub);
   return {
     kind: ingested.newChunkBytes === 0 ? 'deduplicated' : 'uploaded',

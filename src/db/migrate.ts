@@ -3,6 +3,7 @@ import type { Db, DialectKind } from './dialect.ts';
 import { initialSchema } from './migrations/0001_initial.ts';
 import { leases } from './migrations/0002_leases.ts';
 import { chunkStorageKeyIndex } from './migrations/0003_chunk_storage_key.ts';
+import { packs } from './migrations/0004_packs.ts';
 import { usageHistory } from './migrations/0006_usage_history.ts';
 import { cacheKeys } from './migrations/0007_cache_keys.ts';
 
@@ -11,6 +12,7 @@ const MIGRATIONS: Record<string, (kind: DialectKind) => Migration> = {
   '0001_initial': initialSchema,
   '0002_leases': () => leases,
   '0003_chunk_storage_key': () => chunkStorageKeyIndex,
+  '0004_packs': packs,
   '0006_usage_history': usageHistory,
   '0007_cache_keys': cacheKeys,
 };

@@ -62,8 +62,26 @@ export interface ChunkTable {
   /** Bytes of the stored zstd frame and their sha256 hex (checked on every read). */
   stored_size: number;
   stored_hash: string;
-  storage_key: string;
+  /** The pack holding the frame, at `pack_offset` (`stored_size` bytes); see docs/storage.md. */
+  pack_id: number;
+  pack_offset: number;
   created_at: number;
+}
+
+/** One storage object holding many chunk frames back to back. */
+export interface PackTable {
+  id: Generated<number>;
+  storage_key: string;
+  size: number;
+  created_at: number;
+  /** Compaction moved its live chunks elsewhere; the object is deleted once readers are done with it. */
+  retired_at: number | null;
+}
+
+/** The `.ls` JSON of a NAR, built once at ingest (absent for NARs ingested before, or too large). */
+export interface NarListingTable {
+  nar_id: number;
+  listing: string;
 }
 
 /** Ordered chunk list of a NAR; a chunk's reference count is the number of rows that name it. */
@@ -184,6 +202,8 @@ export interface Database {
   cache_keys: CacheKeyTable;
   nars: NarTable;
   chunks: ChunkTable;
+  packs: PackTable;
+  nar_listings: NarListingTable;
   nar_chunks: NarChunkTable;
   objects: ObjectTable;
   nar_uploads: NarUploadTable;
@@ -200,5 +220,6 @@ export type CacheRow = Selectable<CacheTable>;
 export type CacheKeyRow = Selectable<CacheKeyTable>;
 export type NarRow = Selectable<NarTable>;
 export type ChunkRow = Selectable<ChunkTable>;
+export type PackRow = Selectable<PackTable>;
 export type ObjectRow = Selectable<ObjectTable>;
 export type NewObject = Insertable<ObjectTable>;

@@ -1,14 +1,11 @@
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import type { BlobStore } from '../storage/types.ts';
 
 export interface SweepResult {
   uploads: number;
   stagings: number;
   nars: number;
   chunks: number;
-  /** Stored (compressed) bytes of the deleted chunks. */
-  bytesFreed: number;
 }
 
 const CHUNK_BATCH = 1000;
@@ -26,11 +23,11 @@ function unusedChunk(eb: ExpressionBuilder<Database, 'chunks'>) {
 /**
  * Frees what no cache uses any more, bottom-up: stale upload records, then
  * NARs no path holds, then chunks no NAR uses. Anything younger than `cutoff`
- * is left alone — it may belong to a push in progress. Chunk rows are deleted
- * before their blobs: a failed blob delete leaks storage, never a row that
- * points at nothing.
+ * is left alone — it may belong to a push in progress. Only rows are deleted
+ * here: a dead chunk's bytes stay in its pack until ChunkStore.compact()
+ * rewrites the pack, so no row ever points at nothing.
  */
-export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, cutoff: number): Promise<SweepResult> {
+export async function sweepUnreferenced(db: Kysely<Database>, cutoff: number): Promise<SweepResult> {
   const uploads = await db.deleteFrom('nar_uploads').where('created_at', '<', cutoff).executeTakeFirst();
   const stagings = await db.deleteFrom('chunk_stagings').where('created_at', '<', cutoff).executeTakeFirst();
   const nars = await db
@@ -44,7 +41,6 @@ export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, 
     )
     .executeTakeFirst();
   let chunks = 0;
-  let bytesFreed = 0;
   for (;;) {
     const candidates = await db
       .selectFrom('chunks')
@@ -59,11 +55,8 @@ export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, 
       .deleteFrom('chunks')
       .where('id', 'in', candidates.map((c) => c.id))
       .where(unusedChunk)
-      .returning(['storage_key', 'stored_size'])
-      .execute();
-    await blobs.delete(deleted.map((d) => d.storage_key));
-    chunks += deleted.length;
-    bytesFreed += deleted.reduce((n, d) => n + Number(d.stored_size), 0);
+      .executeTakeFirst();
+    chunks += Number(deleted.numDeletedRows);
     if (candidates.length < CHUNK_BATCH) break;
   }
   return {
@@ -71,6 +64,5 @@ export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, 
     stagings: Number(stagings.numDeletedRows),
     nars: Number(nars.numDeletedRows),
     chunks,
-    bytesFreed,
   };
 }

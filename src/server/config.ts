@@ -27,6 +27,8 @@ export interface ServerConfig {
   bodyIdleTimeoutMs: number;
   database: { url: string; poolSize: number; statementTimeoutMs: number };
   storage: StorageConfig;
+  /** Pack files (docs/storage.md): a pack is closed at this many bytes. */
+  packs: { targetSize: number };
   chunking: ChunkingParams;
   compression: { level: number; threads: number };
   auth: {
@@ -40,7 +42,13 @@ export interface ServerConfig {
     audience?: string;
     revocationTtlMs: number;
   };
-  gc: { intervalSeconds: number; defaultRetentionSeconds: number; stagingGraceSeconds: number };
+  gc: {
+    intervalSeconds: number;
+    defaultRetentionSeconds: number;
+    stagingGraceSeconds: number;
+    /** Packs whose live bytes fall below this share of their size are rewritten. */
+    compactBelow: number;
+  };
   metrics: {
     /** When set, GET /metrics needs `Authorization: Bearer <token>` (or an admin token). */
     token?: string;
@@ -124,6 +132,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       statementTimeoutMs: db.num('statement_timeout_ms', 30_000),
     },
     storage,
+    packs: { targetSize: st.num('pack_target_size', 32 * MiB) },
     chunking: {
       minSize: ch.num('min_size', 16 * 1024),
       avgSize: ch.num('avg_size', 64 * 1024),
@@ -144,6 +153,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       intervalSeconds: gc.num('interval_seconds', 3600),
       defaultRetentionSeconds: gc.num('default_retention_seconds', 0),
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
+      compactBelow: gc.num('compact_below', 0.5),
     },
     metrics: {
       token: env.LOFT_METRICS_TOKEN ?? me.optStr('token'),

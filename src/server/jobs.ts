@@ -12,9 +12,10 @@ const LEASE = 'gc';
 export async function gcOnce(s: Services): Promise<GcReport> {
   let report: GcReport | undefined;
   try {
-    report = await runGarbageCollection(s.kysely, s.blobs, {
+    report = await runGarbageCollection(s.kysely, s.chunkStore, {
       defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
       graceSeconds: s.config.gc.stagingGraceSeconds,
+      compactBelow: s.config.gc.compactBelow,
     });
     return report;
   } finally {

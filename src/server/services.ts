@@ -56,7 +56,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     threads: config.compression.threads || Math.max(1, os.availableParallelism()),
     level: config.compression.level,
   });
-  const chunkStore = new ChunkStore(db.kysely, blobs, pool);
+  const chunkStore = new ChunkStore(db.kysely, blobs, pool, { packTargetSize: config.packs.targetSize });
   const tokens = await tokenAuthorityFor(config);
   const metrics = new Metrics({ dbPool: db.poolStats, workers: () => pool.load });
   const usage = new UsageRecorder(db.kysely, {

@@ -116,15 +116,19 @@ test('three api replicas on one PostgreSQL + S3: racing pushes, a killed replica
 
   const chunkObjects = async () => {
     const keys = new Set<string>();
-    for await (const o of new S3BlobStore(s3.config).list('chunks/')) keys.add(o.key);
+    for await (const o of new S3BlobStore(s3.config).list('packs/')) keys.add(o.key);
     return keys;
   };
-  const chunkRows = () => db.kysely.selectFrom('chunks').select(['hash', 'storage_key']).execute();
+  const chunkRows = () =>
+    db.kysely.selectFrom('chunks as c').innerJoin('packs as p', 'p.id', 'c.pack_id').select(['c.hash', 'p.storage_key']).execute();
+  const packRows = () => db.kysely.selectFrom('packs').select('storage_key').execute();
   {
     const rows = await chunkRows();
     const objects = await chunkObjects();
-    assert.equal(new Set(rows.map((r) => r.hash)).size, rows.length, 'a chunk is stored twice');
-    assert.equal(objects.size, rows.length, 'S3 chunk objects and chunk rows differ: a racing upload left a blob behind');
+    assert.equal(new Set(rows.map((r) => r.hash)).size, rows.length, 'a chunk is recorded twice');
+    assert.equal(rows.length, Number((await db.kysely.selectFrom('chunks').select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n));
+    const packs = await packRows();
+    assert.equal(objects.size, packs.length, 'S3 pack objects and pack rows differ: an upload left an object behind');
     for (const r of rows) assert.ok(objects.has(r.storage_key), r.storage_key);
   }
 
@@ -169,7 +173,8 @@ test('three api replicas on one PostgreSQL + S3: racing pushes, a killed replica
   assert.deepEqual(new Set(nars.map((n) => n.nar_hash)), narHashes);
   const objects = await chunkObjects();
   for (const r of rows) assert.ok(objects.has(r.storage_key), `chunk row without its object: ${r.storage_key}`);
-  // A SIGKILL between a chunk's PUT and its row insert can leave an unreferenced object (nothing sweeps those yet).
-  t.diagnostic(`${rows.length} chunk rows, ${objects.size} chunk objects (${objects.size - rows.length} orphaned by the kill)`);
+  // A SIGKILL between a pack's PUT and its rows can leave an unreferenced pack (the GC's orphan sweep removes it).
+  const packs = await packRows();
+  t.diagnostic(`${rows.length} chunk rows in ${packs.length} packs, ${objects.size} pack objects (${objects.size - packs.length} orphaned by the kill)`);
   t.diagnostic(`total ${Date.now() - started} ms`);
 });

@@ -29,6 +29,8 @@ export interface TestServerOptions {
   storage?: 'local' | 's3';
   /** TOML-shaped overrides, merged over the test defaults. */
   toml?: Record<string, unknown>;
+  /** Runs on the fresh database and storage before the server migrates and starts (e.g. to write old-layout data). */
+  prepare?: (databaseUrl: string, storage: StorageConfig) => Promise<void>;
 }
 
 /** A real Loft server on 127.0.0.1 with a fresh database and storage, torn down by close(). */
@@ -51,6 +53,7 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     {},
   );
   const config: ServerConfig = { ...base, storage };
+  await opts.prepare?.(database.url, storage);
   const services = await createServices(config);
   await migrateToLatest(services.db);
   const app = await buildApp(services, { logger: process.env.LOFT_TEST_LOG ? { level: 'info' } : false });

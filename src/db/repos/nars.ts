@@ -34,13 +34,15 @@ export function findNarChunks(db: Kysely<Database>, narId: number): Promise<Chun
 }
 
 /**
- * Records a complete, verified NAR and its chunk list in one transaction.
- * A NAR with the same hash recorded concurrently wins; both callers get its row.
+ * Records a complete, verified NAR, its chunk list and its listing in one
+ * transaction. A NAR with the same hash recorded concurrently wins; both
+ * callers get its row.
  */
 export async function insertNar(
   db: Kysely<Database>,
   nar: Omit<NarRow, 'id'>,
   chunkIds: number[],
+  listing: string | null = null,
 ): Promise<NarRow> {
   return db.transaction().execute(async (tx) => {
     const inserted = await tx
@@ -56,6 +58,7 @@ export async function insertNar(
     for (let i = 0; i < rows.length; i += 1000) {
       await tx.insertInto('nar_chunks').values(rows.slice(i, i + 1000)).execute();
     }
+    if (listing !== null) await tx.insertInto('nar_listings').values({ nar_id: inserted.id, listing }).execute();
     return inserted;
   });
 }
@@ -86,4 +89,10 @@ export async function findNarUpload(
     .where('u.cache_id', '=', cacheId)
     .where('u.file_name', '=', fileName)
     .executeTakeFirst();
+}
+
+/** The `.ls` JSON stored at ingest, if there is one. */
+export async function findNarListing(db: Kysely<Database>, narId: number): Promise<string | undefined> {
+  const row = await db.selectFrom('nar_listings').select('listing').where('nar_id', '=', narId).executeTakeFirst();
+  return row?.listing;
 }

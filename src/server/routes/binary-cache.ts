@@ -3,11 +3,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.ts';
 import { formatCacheInfo, parseCacheInfo } from '../../nix/cache-info.ts';
 import { isValidStorePathHash } from '../../nix/store-path.ts';
-import { listNar } from '../../nix/nar/listing.ts';
 import { findObject, touchNar } from '../../db/repos/objects.ts';
-import { findNarChunks, findNarInCache, findNarUpload } from '../../db/repos/nars.ts';
+import { findNarChunks, findNarInCache, findNarListing, findNarUpload } from '../../db/repos/nars.ts';
 import { renderNarInfo } from '../../core/narinfo.ts';
-import { openNarBody } from '../../core/nar-serve.ts';
+import { listStoredNar, openNarBody } from '../../core/nar-serve.ts';
 import { receiveNixNar, receiveNixNarInfo } from '../../core/push.ts';
 import { badRequest, notFound } from '../../core/errors.ts';
 import type { NarRow } from '../../db/schema.ts';
@@ -60,8 +59,10 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     }
     const obj = await findObject(s.kysely, cache.id, hash);
     if (!obj) throw missing();
-    const nar = await openNarBody(s.chunkStore, await findNarChunks(s.kysely, obj.nar_id), true);
-    return reply.type('application/json').send(await listNar(nar));
+    const stored = await findNarListing(s.kysely, obj.nar_id);
+    if (stored !== undefined) return reply.type('application/json').send(stored);
+    // NARs ingested before listings were stored, or whose listing exceeded the cap.
+    return reply.type('application/json').send(await listStoredNar(s.chunkStore, await findNarChunks(s.kysely, obj.nar_id)));
   });
 
   app.put<{ Params: FileParams }>('/:cache/:file', async (req, reply) => {
@@ -137,9 +138,9 @@ async function sendNar(s: Services, req: FastifyRequest, reply: FastifyReply, na
   // Fastify's HEAD handling keeps our Content-Length only for a stream payload.
   if (req.method === 'HEAD') return reply.send(Readable.from([]));
   const chunks = await findNarChunks(s.kysely, nar.id);
-  // A one-chunk NAR's stored frame is the whole .nar.zst: let the client fetch it from the bucket.
-  if (!decompress && s.blobs.presignGet && chunks.length === 1 && chunks[0].stored_size === nar.file_size) {
-    const location = await s.blobs.presignGet(chunks[0].storage_key, presignExpirySeconds(s));
+  // A NAR whose frames are one whole pack object is that .nar.zst: let the client fetch it from the bucket.
+  const location = decompress ? undefined : await s.chunkStore.redirectUrl(chunks, nar.file_size, presignExpirySeconds(s));
+  if (location) {
     reply.removeHeader('content-type').removeHeader('content-length');
     // The URL expires: the redirect itself must not be cached like the immutable body.
     return reply.code(302).header('location', location).header('cache-control', 'no-store').send();

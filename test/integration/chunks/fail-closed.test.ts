@@ -1,4 +1,4 @@
-// A NAR whose chunk blob is lost is never served as a complete 200: the client can tell.
+// A NAR whose pack object is lost is never served as a complete 200: the client can tell.
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { deterministicBytes, makeNar, sha256Nix32 } from '../../helpers/nar.ts';
@@ -8,17 +8,23 @@ import { chunksOf, clientFor, metaOf, onEachDatabase, piecesOf, sharedPool } fro
 const pool = sharedPool();
 after(() => pool.close());
 
-onEachDatabase('a NAR whose chunk blob is gone fails closed', async (_t, server) => {
+onEachDatabase('a NAR whose pack is gone or corrupt fails closed', async (_t, server) => {
   await server.createCache('main');
   const client = clientFor(server);
   const token = server.adminToken;
-  const pushed = async (seed: string) => {
-    const nar = await makeNar({ data: deterministicBytes(seed, 1_500_000) });
+  const pushed = async (seed: string, size = 1_500_000) => {
+    const nar = await makeNar({ data: deterministicBytes(seed, size) });
     await pushNar(client, 'main', metaOf(nar), piecesOf(nar), { pool });
     return { nar, chunks: chunksOf(nar), url: `/main/nar/${sha256Nix32(nar).slice(7)}.nar` };
   };
+  // Each push is one chunk-upload request, so one pack: losing it loses the NAR from that chunk on.
   const dropBlob = async (hash: string) => {
-    const row = await server.services.kysely.selectFrom('chunks').select('storage_key').where('hash', '=', hash).executeTakeFirstOrThrow();
+    const row = await server.services.kysely
+      .selectFrom('chunks as c')
+      .innerJoin('packs as p', 'p.id', 'c.pack_id')
+      .select('p.storage_key')
+      .where('c.hash', '=', hash)
+      .executeTakeFirstOrThrow();
     await server.services.blobs.delete([row.storage_key]);
   };
 
@@ -28,8 +34,18 @@ onEachDatabase('a NAR whose chunk blob is gone fails closed', async (_t, server)
   assert.equal(res.status, 503);
   assert.match((await res.json()).message, /NAR data is unavailable/);
 
-  const later = await pushed('lost-later');
-  await dropBlob(later.chunks[4].hash);
+  // A pack range after the first one (reads are coalesced up to 4 MiB): corrupt one byte of a late chunk.
+  const later = await pushed('lost-later', 9_000_000);
+  const { kysely, blobs } = server.services;
+  const late = await kysely
+    .selectFrom('chunks as c')
+    .innerJoin('packs as p', 'p.id', 'c.pack_id')
+    .select(['p.storage_key', 'c.pack_offset'])
+    .where('c.hash', '=', later.chunks[later.chunks.length - 2].hash)
+    .executeTakeFirstOrThrow();
+  const bytes = await blobs.getBuffer(late.storage_key);
+  bytes[late.pack_offset + 10] ^= 0xff;
+  await blobs.put(late.storage_key, bytes);
   const partial = await server.fetch(later.url, { token });
   assert.equal(partial.status, 200);
   const declared = Number(partial.headers.get('content-length'));

@@ -8,7 +8,7 @@ import {
   chunksOf,
   clientFor,
   commitBody,
-  countChunkBlobs,
+  countPackObjects,
   countRows,
   issueToken,
   metaOf,
@@ -32,7 +32,7 @@ async function errorOf(res: Response): Promise<{ status: number; message: string
 async function assertNothingStored(server: TestServer) {
   assert.equal(await countRows(server, 'chunks'), 0);
   assert.equal(await countRows(server, 'chunk_stagings'), 0);
-  assert.equal(await countChunkBlobs(server), 0);
+  assert.equal(await countPackObjects(server), 0);
 }
 
 onEachDatabase(
@@ -97,7 +97,7 @@ onEachDatabase(
       const body = recordsBody([{ hash, size: data.length, data }]);
       assert.deepEqual(await (await postChunks(server, 'main', body, token)).json(), { stored: 1, deduplicated: 0 });
       assert.deepEqual(await (await postChunks(server, 'main', body, token)).json(), { stored: 0, deduplicated: 1 });
-      assert.equal(await countChunkBlobs(server), 1);
+      assert.equal(await countPackObjects(server), 1);
     });
   },
   { toml: { max_chunk_request_bytes: MAX_REQUEST } },
@@ -180,15 +180,15 @@ onEachDatabase('permissions, and chunks of caches the caller cannot read stay in
   });
 
   await t.test('re-uploading a private chunk deduplicates silently, and the push then succeeds', async () => {
-    const blobs = await countChunkBlobs(server);
+    const blobs = await countPackObjects(server);
     const [first] = chunksOf(secretNar);
     const res = await postChunks(server, 'team', recordsBody([{ ...first, size: first.data.length }]), pusher);
     assert.deepEqual(await res.json(), { stored: 1, deduplicated: 0 }, 'the answer does not reveal the chunk existed');
-    assert.equal(await countChunkBlobs(server), blobs);
+    assert.equal(await countPackObjects(server), blobs);
     const client = clientFor(server, pusher);
     const result = await pushNar(client, 'team', metaOf(secretNar), piecesOf(secretNar), { pool });
     assert.equal(result.kind, 'uploaded');
     assert.equal(result.uploadedChunks, secretHashes.length - 1);
-    assert.equal(await countChunkBlobs(server), await countRows(server, 'chunks'));
+    assert.equal(await countPackObjects(server), await countRows(server, 'packs'));
   });
 });

@@ -88,7 +88,7 @@ export async function postChunks(server: TestServer, cache: string, body: Uint8A
   });
 }
 
-export async function countRows(server: TestServer, table: 'chunks' | 'nars' | 'nar_chunks' | 'objects' | 'chunk_stagings') {
+export async function countRows(server: TestServer, table: 'chunks' | 'nars' | 'nar_chunks' | 'objects' | 'chunk_stagings' | 'packs') {
   const row = await server.services.kysely
     .selectFrom(table)
     .select(({ fn }) => fn.countAll().as('n'))
@@ -96,9 +96,10 @@ export async function countRows(server: TestServer, table: 'chunks' | 'nars' | '
   return Number(row.n);
 }
 
-export async function countChunkBlobs(server: TestServer): Promise<number> {
+/** Storage objects holding chunks (pack files). */
+export async function countPackObjects(server: TestServer): Promise<number> {
   let n = 0;
-  for await (const _ of server.services.blobs.list('chunks/')) n++;
+  for await (const _ of server.services.blobs.list('packs/')) n++;
   return n;
 }
 

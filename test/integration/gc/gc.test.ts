@@ -77,9 +77,13 @@ for (const db of DB_KINDS) {
     assert.equal(await count(server, 'objects'), 0);
     assert.equal(await count(server, 'nars'), 0);
     assert.equal(await count(server, 'chunks'), 0);
+    assert.ok(second.packsRetired >= 1, 'packs left without live chunks are retired');
+    // A retired pack is deleted a pass later: a download that looked its chunks up may still read it.
+    const third = await gc(server);
+    assert.equal(third.packsDeleted, second.packsRetired);
     let blobs = 0;
-    for await (const _ of server.services.blobs.list('chunks/')) blobs++;
-    assert.equal(blobs, 0, 'every chunk blob is deleted');
+    for await (const _ of server.services.blobs.list('packs/')) blobs++;
+    assert.equal(blobs, 0, 'every pack is deleted');
   });
 
   test(`a NAR shared by two caches survives the deletion of one copy (${db})`, async (t) => {
@@ -138,19 +142,23 @@ for (const db of DB_KINDS) {
     assert.deepEqual(await both.json(), { deleted: 1 });
   });
 
-  test(`a blob no chunk row names (left by a killed upload) is swept, blobs of live chunks stay (${db})`, async (t) => {
+  test(`a pack no pack row names (left by a killed upload) is swept, packs of live chunks stay (${db})`, async (t) => {
     const server = await withServer(t, db);
     if (!server) return;
     await server.createCache('orph');
     await push(server, 'orph', 'kept');
     const blobs = server.services.blobs;
-    await blobs.put('chunks/00/00/0000-orphan.zst', Buffer.from('left behind'));
+    await blobs.put('packs/00/orphan.pack', Buffer.from('left behind'));
+    await blobs.put('chunks/00/00/0000-orphan.zst', Buffer.from('old layout, left behind'));
     const report = await gc(server);
-    assert.equal(report.orphanBlobs, 1);
+    assert.equal(report.orphanBlobs, 2);
+    assert.equal(await blobs.head('packs/00/orphan.pack'), null);
     assert.equal(await blobs.head('chunks/00/00/0000-orphan.zst'), null);
     let left = 0;
-    for await (const _ of blobs.list('chunks/')) left++;
-    assert.equal(left, await count(server, 'chunks'), 'blobs of live chunks stay');
+    for await (const _ of blobs.list('packs/')) left++;
+    const packs = await server.services.kysely.selectFrom('packs').select('id').execute();
+    assert.ok(packs.length > 0);
+    assert.equal(left, packs.length, 'packs of live chunks stay');
   });
 
   test(`one lease holder at a time, and an expired lease changes hands (${db})`, async (t) => {

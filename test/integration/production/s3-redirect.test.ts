@@ -1,5 +1,6 @@
-// `[storage] redirect = true`: a NAR stored as one chunk is one zstd frame in the bucket, which is
-// the whole .nar.zst, so the server answers 302 to a presigned URL instead of streaming it.
+// `[storage] redirect = true`: a NAR whose frames are one whole pack object (a NAR that was new when
+// pushed and below the pack target) is that .nar.zst in the bucket, so the server answers 302 to a
+// presigned URL instead of streaming it; a NAR spread over packs (deduplicated chunks) is streamed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,13 +10,13 @@ import { zstdDecompressSync } from '../../../src/compression/zstd.ts';
 import { openDatabase } from '../../../src/db/dialect.ts';
 import { parseNarInfo } from '../../../src/nix/narinfo.ts';
 import { nixUnavailable, skipUnless } from '../../helpers/env.ts';
-import { randomStorePath, sampleNar, sha256Nix32, uploadPathMeta, type Bytes } from '../../helpers/nar.ts';
+import { deterministicBytes, makeNar, randomStorePath, sampleNar, sha256Nix32, uploadPathMeta, type Bytes } from '../../helpers/nar.ts';
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../../helpers/nix.ts';
 import { loftEnv, startLoft, waitFor, type LoftProcess } from '../../helpers/processes.ts';
 import { startS3rver } from '../../helpers/s3rver.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
-test('S3 redirect mode: one-chunk NARs answer 302 to the bucket, others stream; nix follows', { timeout: 180_000 }, async (t) => {
+test('S3 redirect mode: NARs stored as one whole pack answer 302 to the bucket, others stream; nix follows', { timeout: 180_000 }, async (t) => {
   const tmp = await makeTempDir('loft-redirect-');
   const s3 = await startS3rver();
   let server: LoftProcess | undefined;
@@ -52,13 +53,15 @@ test('S3 redirect mode: one-chunk NARs answer 302 to the bucket, others stream; 
     return parseNarInfo(await (await fetch(`${base}/redir/${sp.hash}.narinfo`)).text());
   };
   const small = await sampleNar(); // a few KiB: below the minimum chunk size, so one chunk
-  const large = await sampleNar(undefined, 1024 * 1024);
+  const shared = deterministicBytes('redirect-shared', 1024 * 1024);
+  const large = await makeNar({ data: shared }); // many chunks, all new: its own pack
+  const mixed = await makeNar({ data: shared, more: deterministicBytes('redirect-more', 200_000) });
 
   const smallInfo = await push(small);
   const redirect = await fetch(`${base}/redir/${smallInfo.url}`, { redirect: 'manual' });
   assert.equal(redirect.status, 302);
   const location = redirect.headers.get('location')!;
-  assert.ok(location.startsWith(`${s3.endpoint}/${s3.bucket}/chunks/`), location);
+  assert.ok(location.startsWith(`${s3.endpoint}/${s3.bucket}/packs/`), location);
   assert.match(location, /X-Amz-Signature=[0-9a-f]{64}/);
   assert.equal(redirect.headers.get('cache-control'), 'no-store');
   const fromBucket = Buffer.from(await (await fetch(location)).arrayBuffer());
@@ -73,12 +76,17 @@ test('S3 redirect mode: one-chunk NARs answer 302 to the bucket, others stream; 
   assert.equal(plain.status, 200);
   assert.deepEqual(Buffer.from(await plain.arrayBuffer()), small);
 
-  // Several chunks: the concatenated frames exist nowhere as one object, so the server streams them.
+  // Many chunks, all new: the pack its push wrote is the whole .nar.zst.
   const largeInfo = await push(large);
-  const streamed = await fetch(`${base}/redir/${largeInfo.url}`, { redirect: 'manual' });
+  const whole = await fetch(`${base}/redir/${largeInfo.url}`, { redirect: 'manual' });
+  assert.equal(whole.status, 302);
+  assert.equal(sha256Nix32(Buffer.from(await (await fetch(whole.headers.get('location')!)).arrayBuffer())), largeInfo.fileHash);
+  // Mostly deduplicated: the frames sit in two packs and exist nowhere as one object, so the server streams them.
+  const mixedInfo = await push(mixed);
+  const streamed = await fetch(`${base}/redir/${mixedInfo.url}`, { redirect: 'manual' });
   assert.equal(streamed.status, 200);
   const body = Buffer.from(await streamed.arrayBuffer());
-  assert.equal(sha256Nix32(body), largeInfo.fileHash);
+  assert.equal(sha256Nix32(body), mixedInfo.fileHash);
 
   // The real nix: substitution follows the 302s to the bucket.
   if (!skipUnless(t, nixUnavailable())) return;
@@ -98,26 +106,32 @@ test('S3 redirect mode: one-chunk NARs answer 302 to the bucket, others stream; 
   const closure = await closureOf([corpus.all]);
   assert.deepEqual((await nix(['--store', storeDir, '-qR', corpus.all], pullEnv, 'nix-store')).split('\n').sort(), [...closure].sort());
 
-  // Every one-chunk NAR of the closure was fetched from the bucket, the others from the server.
+  // Every NAR of the closure stored as one whole pack was fetched from the bucket, the others from the server.
   const db = openDatabase({ url: dbUrl });
   t.after(() => db.close());
   const hashes = (await nix(['-q', '--hash', ...closure], nixEnv(tmp.path), 'nix-store')).split('\n');
-  const counts = await db.kysely
+  const layouts = await db.kysely
     .selectFrom('nars')
     .innerJoin('nar_chunks', 'nar_chunks.nar_id', 'nars.id')
-    .select(['nars.nar_hash', ({ fn }) => fn.countAll<number>().as('n')])
+    .innerJoin('chunks', 'chunks.id', 'nar_chunks.chunk_id')
+    .innerJoin('packs', 'packs.id', 'chunks.pack_id')
+    .select(['nars.nar_hash', 'nars.file_size', 'packs.id as pack', 'packs.size', 'chunks.pack_offset'])
     .where('nars.nar_hash', 'in', hashes)
-    .groupBy('nars.nar_hash')
     .execute();
-  const chunksOf = new Map(counts.map((c) => [c.nar_hash, Number(c.n)]));
+  const wholePack = new Set(
+    hashes.filter((h) => {
+      const rows = layouts.filter((r) => r.nar_hash === h);
+      return new Set(rows.map((r) => r.pack)).size === 1 && rows.some((r) => r.pack_offset === 0) && Number(rows[0].size) === rows[0].file_size;
+    }),
+  );
   // Per path: two paths with the same contents share a NAR, and nix downloads it for each.
-  const oneChunk = hashes.filter((h) => chunksOf.get(h) === 1).length;
-  assert.ok(oneChunk > 0 && oneChunk < closure.length, `${oneChunk} of ${closure.length} NARs are one chunk`);
+  const oneChunk = hashes.filter((h) => wholePack.has(h)).length;
+  assert.ok(oneChunk > 0, `${oneChunk} of ${closure.length} NARs are one whole pack`);
   const logged = server;
   // The log reaches us through a pipe: give the last lines a moment.
   await waitFor('the request log', () => countRedirects(logged) - redirectsBefore >= oneChunk, 2000).catch(() => {});
   assert.equal(countRedirects(server) - redirectsBefore, oneChunk, server.output().slice(-3000));
-  t.diagnostic(`nix substituted ${closure.length} paths: ${oneChunk} NARs through a redirect to S3, ${closure.length - oneChunk} streamed`);
+  t.diagnostic(`nix substituted ${closure.length} paths: ${oneChunk} NARs (one whole pack each) through a redirect to S3, ${closure.length - oneChunk} streamed`);
 });
 
 /** NAR downloads the server answered with a redirect, from its request log. */

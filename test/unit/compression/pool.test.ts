@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { ChunkWorkerPool } from '../../../src/compression/pool.ts';
@@ -70,7 +71,7 @@ test('verifyFrames checks every frame of a batch against its size and content ha
     tampered[tampered.length >> 1] ^= 0x01;
     await assert.rejects(
       pool.verifyFrames([{ frame: tampered, hash, size: data.length }]),
-      new RegExp(`^Error: chunk ${hash}: (content hash mismatch|not a valid zstd frame)`),
+      new RegExp(`^WorkerInputError: chunk ${hash}: (content hash mismatch|not a valid zstd frame)`),
     );
     await assert.rejects(pool.verifyFrames([{ frame: frame.subarray(0, 20), hash, size: data.length }]), /not a valid zstd frame/);
     await assert.rejects(pool.verifyFrames([{ frame, hash, size: data.length - 1 }]), /not a valid zstd frame.*exceeds/);
@@ -122,4 +123,87 @@ test('close() rejects queued work and later calls', async () => {
   assert.ok(outcomes.some((o) => o.status === 'rejected'));
   await assert.rejects(pool.compress(makeChunk(0)), /closed/);
   await pool.close(); // idempotent
+});
+
+test('a NAR session cuts, hashes and lists a NAR in its worker, exactly as the main thread would', async () => {
+  const { makeNar, deterministicBytes, sha256Nix32 } = await import('../../helpers/nar.ts');
+  const { chunkBuffer, DEFAULT_CHUNKING } = await import('../../../src/chunking/fastcdc.ts');
+  const { listNar } = await import('../../../src/nix/nar/listing.ts');
+  const nar = await makeNar({ big: deterministicBytes('session', 900_000), dir: { link: { link: 'big' } } });
+  const pool = new ChunkWorkerPool({ threads: 2 });
+  try {
+    const session = pool.openSession({ compression: 'none', chunking: DEFAULT_CHUNKING, maxNarSize: 1 << 30, listingCap: 1 << 20 });
+    const cut = [];
+    for (let i = 0; i < nar.length; i += 100_000) cut.push(...(await session.input(Buffer.from(nar.subarray(i, i + 100_000)))));
+    const { chunks, summary } = await session.end();
+    cut.push(...chunks);
+    assert.deepEqual(cut.map((c) => c.hash), chunkBuffer(nar).map(sha256));
+    assert.equal(summary.narHash, sha256Nix32(nar));
+    assert.equal(summary.narSize, nar.length);
+    assert.deepEqual(JSON.parse(summary.listing!), await listNar(Readable.from([nar])));
+    const served = Buffer.from('the served bytes');
+    await session.served(served);
+    assert.deepEqual(await session.digest(), { fileHash: sha256Nix32(served), fileSize: served.length });
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a NAR session reports bad input as an input error, and the pool carries on', async () => {
+  const pool = new ChunkWorkerPool({ threads: 1 });
+  try {
+    const bad = pool.openSession({ compression: 'none', maxNarSize: 1 << 20, listingCap: 1 << 20 });
+    await assert.rejects(bad.input(Buffer.from('this is not a NAR at all')), { name: 'WorkerInputError', failure: 'invalid_nar' });
+    const big = pool.openSession({ compression: 'none', maxNarSize: 10, listingCap: 1 << 20 });
+    await assert.rejects(big.input(Buffer.alloc(11)), { name: 'WorkerInputError', failure: 'too_large' });
+    assert.equal((await pool.compress(makeChunk(3))).size, makeChunk(3).length);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a worker crash fails the sessions bound to it, not the others, and its replacement takes new ones', async () => {
+  const workers: Worker[] = [];
+  const onWorker = (w: Worker) => workers.push(w);
+  process.on('worker', onWorker);
+  const pool = new ChunkWorkerPool({ threads: 2 });
+  try {
+    await Promise.all([pool.compress(makeChunk(0)), pool.compress(makeChunk(1))]); // both workers up
+    const open = () => pool.openSession({ compression: 'none', maxNarSize: 1 << 30, listingCap: 1 << 20 });
+    const a = open();
+    const b = open(); // the least busy worker: the other one
+    const { makeNar } = await import('../../helpers/nar.ts');
+    const nar = await makeNar({ f: 'content' });
+    await a.input(Buffer.from(nar.subarray(0, 8)));
+    await b.input(Buffer.from(nar.subarray(0, 8)));
+    const replaced = once(process, 'worker');
+    await workers[0].terminate();
+    const failures = await Promise.allSettled([a.input(Buffer.from(nar.subarray(8))), b.input(Buffer.from(nar.subarray(8)))]);
+    assert.equal(failures.filter((f) => f.status === 'rejected').length, 1, 'only the crashed worker’s session fails');
+    const survivor = failures[0].status === 'fulfilled' ? a : b;
+    assert.ok((await survivor.end()).summary.narSize === nar.length);
+    await replaced;
+    const c = open();
+    await c.input(Buffer.from(nar));
+    assert.equal((await c.end()).summary.narSize, nar.length);
+  } finally {
+    process.off('worker', onWorker);
+    await pool.close();
+  }
+});
+
+test('decodeFrames fails closed on stored bytes that do not match their hash', async () => {
+  const pool = new ChunkWorkerPool({ threads: 1 });
+  try {
+    const data = makeChunk(7);
+    const frame = zstdCompressSync(data, 3);
+    const stored = { offset: 0, length: frame.length, hash: sha256(data), size: data.length, storedHash: sha256(frame) };
+    assert.ok((await pool.decodeFrames(Buffer.from(frame), [stored], true)).equals(data));
+    assert.ok((await pool.decodeFrames(Buffer.from(frame), [stored], false)).equals(frame));
+    const flipped = Buffer.from(frame);
+    flipped[5] ^= 1;
+    await assert.rejects(pool.decodeFrames(flipped, [stored], false), { failure: 'corrupt', message: /is corrupt in storage/ });
+  } finally {
+    await pool.close();
+  }
 });

@@ -1,0 +1,168 @@
+// Worker side of an ingest or verification session: everything that costs CPU
+// per byte of a NAR (decompressing the upload, validating the NAR, hashing it,
+// FastCDC, per-chunk SHA-256, the listing, the served file's hash) runs here,
+// in one worker thread per session, so the event loop only moves bytes.
+import { createHash, type Hash } from 'node:crypto';
+import type { Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { FastCdcChunker } from '../chunking/fastcdc.ts';
+import { buildListing } from '../nix/nar/listing.ts';
+import { NarParser } from '../nix/nar/parser.ts';
+import type { NarEntry } from '../nix/nar/types.ts';
+import { formatSha256Nix32 } from '../nix/hash.ts';
+import { createDecompressor } from './codecs.ts';
+import type { CutChunk, FailureKind, NarSummary, PackedFrame, SessionOptions } from './pool-protocol.ts';
+import { zstdDecompressSync } from './zstd.ts';
+
+/** An error that is the input's fault, tagged so the server can answer 4xx. */
+export class InputError extends Error {
+  constructor(
+    readonly failure: FailureKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Rough JSON bytes per listing entry beyond its path, to drop an oversized listing early. */
+const ENTRY_OVERHEAD = 64;
+
+export class NarSession {
+  readonly #o: SessionOptions;
+  readonly #parser = new NarParser();
+  #parseError: Error | undefined;
+  readonly #narHasher = createHash('sha256');
+  #narSize = 0;
+  readonly #chunker: FastCdcChunker | undefined;
+  #out: CutChunk[] = [];
+  #entries: NarEntry[] | null = [];
+  #listingBytes = 0;
+  readonly #inputHasher: Hash | undefined;
+  readonly #decoder: Transform | undefined;
+  #decoded: Buffer[] = [];
+  #decodeError: Error | undefined;
+  #decoderFailed: Promise<never> = new Promise(() => {});
+  readonly #fileHasher = createHash('sha256');
+  #fileSize = 0;
+
+  constructor(o: SessionOptions) {
+    this.#o = o;
+    this.#chunker = o.chunking ? new FastCdcChunker(o.chunking) : undefined;
+    this.#parser.on('error', (e) => (this.#parseError ??= e));
+    this.#parser.on('entry', (e: NarEntry) => this.#entry(e));
+    if (o.compression !== 'none') {
+      this.#inputHasher = createHash('sha256');
+      let decoder: Transform;
+      try {
+        decoder = createDecompressor(o.compression);
+      } catch (e) {
+        throw new InputError('codec', (e as Error).message);
+      }
+      decoder.on('data', (d: Buffer) => this.#decoded.push(d));
+      // Some decoders never call a write back once they have failed: waits race this.
+      this.#decoderFailed = new Promise((_, reject) => decoder.on('error', (e) => reject((this.#decodeError ??= e))));
+      this.#decoderFailed.catch(() => {});
+      this.#decoder = decoder;
+    }
+  }
+
+  async input(data: Buffer): Promise<CutChunk[]> {
+    if (!this.#decoder) {
+      await this.#nar(data);
+      return this.#take();
+    }
+    this.#inputHasher!.update(data);
+    await this.#decoding(new Promise<void>((resolve) => this.#decoder!.write(data, () => resolve())));
+    // Native decoders deliver their output after the write completes.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.#drainDecoded();
+    return this.#take();
+  }
+
+  /** Bytes of the served file; with `frames`, each one is also decompressed into the NAR (commit verification). */
+  async served(data: Buffer, frames?: PackedFrame[]): Promise<void> {
+    this.#fileHasher.update(data);
+    this.#fileSize += data.length;
+    for (const f of frames ?? []) {
+      const frame = data.subarray(f.offset, f.offset + f.length);
+      let plain: Buffer;
+      try {
+        plain = zstdDecompressSync(frame, f.size);
+      } catch (e) {
+        throw new InputError('bad_frame', `chunk ${f.hash}: ${(e as Error).message}`);
+      }
+      await this.#nar(plain);
+    }
+  }
+
+  async end(): Promise<{ chunks: CutChunk[]; summary: NarSummary }> {
+    if (this.#decoder) {
+      this.#decoder.end();
+      await this.#decoding(finished(this.#decoder));
+      await this.#drainDecoded();
+    }
+    const ended = await new Promise<Error | null | undefined>((resolve) => this.#parser.end(resolve));
+    this.#parseError ??= ended ?? undefined;
+    if (this.#parseError) throw new InputError('invalid_nar', this.#parseError.message);
+    if (this.#chunker) this.#cut(this.#chunker.finish());
+    const listing = this.#entries && JSON.stringify(buildListing(this.#entries));
+    return {
+      chunks: this.#take(),
+      summary: {
+        narHash: formatSha256Nix32(this.#narHasher.digest()),
+        narSize: this.#narSize,
+        inputHash: this.#inputHasher?.digest('hex'),
+        listing: listing !== null && listing.length <= this.#o.listingCap ? listing : null,
+      },
+    };
+  }
+
+  digest(): { fileHash: string; fileSize: number } {
+    return { fileHash: formatSha256Nix32(this.#fileHasher.digest()), fileSize: this.#fileSize };
+  }
+
+  /** Waits for the decoder, failing with its error as an InputError. */
+  async #decoding(step: Promise<void>): Promise<void> {
+    try {
+      await Promise.race([step, this.#decoderFailed]);
+    } catch (e) {
+      throw new InputError('codec', (e as Error).message);
+    }
+  }
+
+  async #drainDecoded(): Promise<void> {
+    if (this.#decodeError) throw new InputError('codec', this.#decodeError.message);
+    const pieces = this.#decoded;
+    this.#decoded = [];
+    for (const p of pieces) await this.#nar(p);
+  }
+
+  async #nar(data: Buffer): Promise<void> {
+    this.#narSize += data.length;
+    if (this.#narSize > this.#o.maxNarSize) {
+      throw new InputError('too_large', `NAR exceeds the server limit of ${this.#o.maxNarSize} bytes`);
+    }
+    this.#narHasher.update(data);
+    const failed = await new Promise<Error | null | undefined>((resolve) => this.#parser.write(data, resolve));
+    this.#parseError ??= failed ?? undefined;
+    if (this.#parseError) throw new InputError('invalid_nar', this.#parseError.message);
+    if (this.#chunker) this.#cut(this.#chunker.push(data));
+  }
+
+  #cut(chunks: Buffer[]): void {
+    for (const data of chunks) this.#out.push({ hash: createHash('sha256').update(data).digest('hex'), size: data.length, data });
+  }
+
+  #take(): CutChunk[] {
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  #entry(e: NarEntry): void {
+    if (!this.#entries) return;
+    this.#listingBytes += e.path.length + ENTRY_OVERHEAD + (e.type === 'symlink' ? e.target.length : 0);
+    if (this.#listingBytes > this.#o.listingCap) this.#entries = null;
+    else this.#entries.push(e);
+  }
+}
