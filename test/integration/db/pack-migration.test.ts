@@ -14,8 +14,7 @@ import { chunkStorageKeyIndex } from '../../../src/db/migrations/0003_chunk_stor
 import { createBlobStore } from '../../../src/storage/index.ts';
 import { chunkBuffer } from '../../../src/chunking/fastcdc.ts';
 import { zstdCompressSync } from '../../../src/compression/zstd.ts';
-import { CacheService } from '../../../src/core/caches.ts';
-import { recordPath, validatePathMetadata } from '../../../src/core/paths.ts';
+import { SigningKey } from '../../../src/nix/signing.ts';
 import { listNar } from '../../../src/nix/nar/listing.ts';
 import { runGarbageCollection } from '../../../src/gc/run.ts';
 import { DB_KINDS } from '../../helpers/databases.ts';
@@ -39,8 +38,24 @@ async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars:
     const { error } = await new Migrator({ db: db.kysely, provider: { getMigrations: async () => upTo0003 } }).migrateToLatest();
     if (error) throw error;
     const blobs = createBlobStore(storage);
-    const cache = await new CacheService(db.kysely, 'loft').create('old', { isPublic: true });
     const k = db.kysely as never as import('kysely').Kysely<any>;
+    // The cache and path rows as schema 0003 had them (today's services write tables added later).
+    const key = SigningKey.generate('loft-old-1');
+    const cache = await k
+      .insertInto('caches')
+      .values({
+        name: 'old',
+        signing_key: key.toString(),
+        public_key: key.publicKey().toString(),
+        is_public: 1,
+        priority: 41,
+        store_dir: '/nix/store',
+        upstream_key_names: '[]',
+        retention_seconds: null,
+        created_at: Date.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
     for (const { nar, path } of nars) {
       const ids: number[] = [];
       const frames: Buffer[] = [];
@@ -76,9 +91,24 @@ async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars:
         .returning('id')
         .executeTakeFirstOrThrow();
       await k.insertInto('nar_chunks').values(ids.map((chunk_id, seq) => ({ nar_id: narRow.id, seq, chunk_id }))).execute();
-      const narRecord = await db.kysely.selectFrom('nars').selectAll().where('id', '=', Number(narRow.id)).executeTakeFirstOrThrow();
-      const meta = { storePath: path, narHash: sha256Nix32(nar), narSize: nar.length, references: [], sigs: [] };
-      await recordPath(db.kysely, cache, validatePathMetadata(cache, meta), narRecord, 'old');
+      await k
+        .insertInto('objects')
+        .values({
+          cache_id: cache.id,
+          store_path_hash: path.slice('/nix/store/'.length, '/nix/store/'.length + 32),
+          store_path: path,
+          nar_id: narRow.id,
+          references: '[]',
+          deriver: null,
+          ca: null,
+          client_sigs: '[]',
+          server_sig: null,
+          server_sig_key: null,
+          created_by: 'old',
+          created_at: Date.now(),
+          last_accessed_at: Date.now(),
+        })
+        .execute();
     }
   } finally {
     await db.close();
