@@ -1,10 +1,11 @@
 import type { Kysely } from 'kysely';
+import { LRUCache } from 'lru-cache';
 import { SigningKey } from '../nix/signing.ts';
 import { DEFAULT_STORE_DIR } from '../nix/store-path.ts';
 import { isValidCacheName } from '../token/patterns.ts';
 import type { CacheRow, Database } from '../db/schema.ts';
 import { deleteCache, findCacheByName, insertCache, listCaches, updateCache, type CachePatch } from '../db/repos/caches.ts';
-import { badRequest, conflict, notFound } from './errors.ts';
+import { badRequest, conflict, excerpt, notFound } from './errors.ts';
 
 export interface CacheSettings {
   isPublic?: boolean;
@@ -16,17 +17,21 @@ export interface CacheSettings {
 }
 
 const CACHE_TTL_MS = 2000;
+/** Memoised lookups (hits and misses); beyond this the least recently used are forgotten. */
+const MEMO_ENTRIES = 1000;
 
 export function invalidCacheNameMessage(name: string): string {
-  return `invalid cache name '${name}': use 1-50 characters [A-Za-z0-9._+-], starting with a letter or digit`;
+  return `invalid cache name '${excerpt(name)}': use 1-50 characters [A-Za-z0-9._+-], starting with a letter or digit`;
 }
 
 /**
  * Cache lookups are on every request; rows are memoised briefly so a replica
- * sees another replica's configuration change within CACHE_TTL_MS.
+ * sees another replica's configuration change within CACHE_TTL_MS. Only valid
+ * names are looked up, and the memo is bounded, so anonymous requests for
+ * made-up names cannot grow it.
  */
 export class CacheService {
-  private memo = new Map<string, { row: CacheRow | undefined; at: number }>();
+  private memo = new LRUCache<string, { row: CacheRow | undefined }>({ max: MEMO_ENTRIES, ttl: CACHE_TTL_MS });
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -34,17 +39,22 @@ export class CacheService {
   ) {}
 
   async find(name: string): Promise<CacheRow | undefined> {
+    if (!isValidCacheName(name)) return undefined;
     const hit = this.memo.get(name);
-    const now = Date.now();
-    if (hit && now - hit.at < CACHE_TTL_MS) return hit.row;
+    if (hit) return hit.row;
     const row = await findCacheByName(this.db, name);
-    this.memo.set(name, { row, at: now });
+    this.memo.set(name, { row });
     return row;
+  }
+
+  /** How many names are memoised (never more than MEMO_ENTRIES). */
+  get memoised(): number {
+    return this.memo.size;
   }
 
   async get(name: string): Promise<CacheRow> {
     const row = await this.find(name);
-    if (!row) throw notFound(`no such cache '${name}'`);
+    if (!row) throw notFound(`no such cache '${excerpt(name)}'`);
     return row;
   }
 

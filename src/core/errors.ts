@@ -29,3 +29,11 @@ export const unauthorized = (msg: string) => new LoftError('unauthorized', msg);
 export const forbidden = (msg: string) => new LoftError('forbidden', msg);
 export const unavailable = (msg: string) => new LoftError('unavailable', msg);
 export const tooLarge = (msg: string) => new LoftError('payload_too_large', msg);
+
+/** Longest piece of client input quoted back in an error message (and so in the log). */
+export const MAX_EXCERPT = 100;
+
+/** Client input as quoted in messages: anything longer is cut, with its full length said. */
+export function excerpt(input: string): string {
+  return input.length <= MAX_EXCERPT ? input : `${input.slice(0, MAX_EXCERPT)}… (${input.length} characters)`;
+}

@@ -10,7 +10,9 @@ import {
   type TokenAuthority,
 } from '../token/index.ts';
 import type { CacheRow } from '../db/schema.ts';
-import { forbidden, notFound, unauthorized } from '../core/errors.ts';
+import { badRequest, forbidden, notFound, unauthorized } from '../core/errors.ts';
+import { invalidCacheNameMessage } from '../core/caches.ts';
+import { isValidCacheName } from '../token/patterns.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -62,6 +64,8 @@ export class AccessControl {
     perm: Permission,
     find: (name: string) => Promise<CacheRow | undefined>,
   ): Promise<{ cache: CacheRow; principal: Principal }> {
+    // No cache can have an invalid name: refused before any lookup (and before it is quoted back).
+    if (!isValidCacheName(name)) throw badRequest(invalidCacheNameMessage(name));
     const principal = await this.principalOf(req);
     const cache = await find(name);
     const publicPull = cache?.is_public === 1 && perm === 'pull';

@@ -1,5 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { LoftError, type ErrorKind } from '../core/errors.ts';
+
+/** Messages may quote client input; none is answered or logged longer than this. */
+const MAX_MESSAGE = 1000;
 import { TokenError } from '../token/index.ts';
 import { NixFormatError } from '../nix/errors.ts';
 
@@ -46,6 +49,7 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     message = 'internal server error';
     req.log.error({ err }, 'request failed');
   }
+  if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}… (truncated)`;
   if (status === 401) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');
   if (status < 500) req.log.info({ status, msg: message }, 'request refused');
   // A refused upload: do not keep reading a body we will not use. Requests without a body (every

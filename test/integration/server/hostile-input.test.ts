@@ -1,0 +1,50 @@
+// Issue 13, "Found in review": requests a hostile client can make cheaply must not cost the server
+// unbounded memory, time or information. Each case runs against a real server on SQLite+disk and
+// PostgreSQL+S3.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { DB_KINDS } from '../../helpers/databases.ts';
+import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+
+async function hostileCases(t: TestContext, server: TestServer): Promise<void> {
+  await t.test('a 7 MB cache name is refused with a short answer, not echoed back', async () => {
+    const cache = 'a'.repeat(7 * 1024 * 1024);
+    const res = await server.fetch('/_api/v1/get-missing-paths', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cache, store_path_hashes: [] }),
+    });
+    const text = await res.text();
+    assert.equal(res.status, 400, text.slice(0, 200));
+    assert.ok(text.length < 2000, `answer is ${text.length} bytes`);
+    assert.match(text, /invalid cache name 'a+… \(7340032 characters\)'/);
+  });
+
+  await t.test('anonymous lookups of made-up cache names do not grow the server memory without bound', async () => {
+    const before = server.services.caches.memoised;
+    for (let i = 0; i < 1500; i += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, j) => {
+          const res = await server.fetch(`/made-up-${i + j}/nix-cache-info`);
+          await res.arrayBuffer();
+          assert.equal(res.status, 401);
+        }),
+      );
+    }
+    // Invalid names are never looked up at all.
+    const res = await server.fetch(`/${'-'.repeat(60)}/nix-cache-info`);
+    await res.arrayBuffer();
+    assert.ok(res.status === 400 || res.status === 404, `status ${res.status}`);
+    assert.ok(server.services.caches.memoised <= 1000, `memo holds ${server.services.caches.memoised} names (was ${before})`);
+  });
+}
+
+for (const db of DB_KINDS) {
+  test(`hostile requests cost bounded memory, time and information (${db})`, { timeout: 300_000 }, async (t) => {
+    if (db === 'postgres' && !skipUnless(t, await postgresUnavailable())) return;
+    const server = await startTestServer({ db });
+    t.after(() => server.close());
+    await hostileCases(t, server);
+  });
+}
