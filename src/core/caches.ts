@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import { SigningKey } from '../nix/signing.ts';
-import { DEFAULT_STORE_DIR } from '../nix/store-path.ts';
+import { DEFAULT_STORE_DIR, isValidStoreDir } from '../nix/store-path.ts';
 import { isValidCacheName } from '../token/patterns.ts';
 import type { CacheRow, Database } from '../db/schema.ts';
 import { deleteCache, findCacheByName, insertCache, listCaches, updateCache, type CachePatch } from '../db/repos/caches.ts';
@@ -119,8 +119,10 @@ function validateSettings(s: CacheSettings): void {
   if (s.priority !== undefined && (!Number.isInteger(s.priority) || s.priority < 0 || s.priority > 10000)) {
     throw badRequest('priority must be an integer between 0 and 10000');
   }
-  if (s.storeDir !== undefined && !/^\/[^\0]*[^/]$/.test(s.storeDir)) {
-    throw badRequest('store_dir must be an absolute path without a trailing slash');
+  if (s.storeDir !== undefined && !isValidStoreDir(s.storeDir)) {
+    throw badRequest(
+      `invalid store_dir '${excerpt(JSON.stringify(s.storeDir))}': must be an absolute path without control characters, empty, '.' or '..' components, or a trailing slash`,
+    );
   }
   if (s.upstreamKeyNames !== undefined) {
     for (const k of s.upstreamKeyNames) {

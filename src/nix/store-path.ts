@@ -19,6 +19,19 @@ const MAX_NAME_LEN = 211;
 const HASH_RE = new RegExp(`^[${NIX_BASE32_ALPHABET}]{${HASH_LEN}}$`);
 const NAME_RE = /^[A-Za-z0-9+\-._?=]+$/;
 
+/**
+ * A store directory as Nix accepts it (canonical absolute path): '/'-separated components, none
+ * empty, '.' or '..', no trailing slash, and no control characters, which would inject lines
+ * into `nix-cache-info` and narinfos.
+ */
+export function isValidStoreDir(dir: string): boolean {
+  if (dir.length > 4096 || !dir.startsWith('/') || /[\x00-\x1f\x7f]/.test(dir)) return false;
+  return dir
+    .slice(1)
+    .split('/')
+    .every((c) => c !== '' && c !== '.' && c !== '..');
+}
+
 export function isValidStorePathHash(hash: string): boolean {
   return HASH_RE.test(hash);
 }

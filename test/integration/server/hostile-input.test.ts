@@ -38,6 +38,25 @@ async function hostileCases(t: TestContext, server: TestServer): Promise<void> {
     assert.ok(res.status === 400 || res.status === 404, `status ${res.status}`);
     assert.ok(server.services.caches.memoised <= 1000, `memo holds ${server.services.caches.memoised} names (was ${before})`);
   });
+
+  await t.test('a store_dir with a newline is refused and nix-cache-info carries no injected line', async () => {
+    await server.createCache('storedir');
+    const injected = '/nix/store\nWantMassQuery: 0';
+    for (const [method, path] of [['PATCH', '/_api/v1/cache-config/storedir'], ['POST', '/_api/v1/cache-config/storedir2']]) {
+      const res = await server.fetch(path, {
+        method,
+        token: server.adminToken,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ store_dir: injected }),
+      });
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      assert.match(text, /invalid store_dir .*control characters/);
+    }
+    const info = await (await server.fetch('/storedir/nix-cache-info', { token: server.adminToken })).text();
+    assert.equal(info.split('\n').filter((l) => l.startsWith('WantMassQuery')).length, 1, info);
+    assert.match(info, /^StoreDir: \/nix\/store$/m);
+  });
 }
 
 for (const db of DB_KINDS) {
