@@ -16,8 +16,9 @@ export class LoftError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'LoftError';
   }
 }
@@ -27,7 +28,8 @@ export const notFound = (msg: string) => new LoftError('not_found', msg);
 export const conflict = (msg: string) => new LoftError('conflict', msg);
 export const unauthorized = (msg: string) => new LoftError('unauthorized', msg);
 export const forbidden = (msg: string) => new LoftError('forbidden', msg);
-export const unavailable = (msg: string) => new LoftError('unavailable', msg);
+/** `cause` is logged, never answered: it may name storage keys or hosts. */
+export const unavailable = (msg: string, cause?: unknown) => new LoftError('unavailable', msg, { cause });
 export const tooLarge = (msg: string) => new LoftError('payload_too_large', msg);
 
 /** Longest piece of client input quoted back in an error message (and so in the log). */

@@ -29,6 +29,7 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   if (err instanceof LoftError) {
     status = STATUS[err.kind];
     code = err.kind;
+    if (err.cause !== undefined) req.log.error({ err: err.cause }, err.message);
   } else if (err instanceof TokenError) {
     status = 401;
     code = 'unauthorized';
