@@ -53,7 +53,7 @@ export async function firstStart(s: Services): Promise<StartupReport> {
     } catch {
       const issued = await s.tokens.issue({
         sub: 'admin',
-        validitySeconds: 365 * 86400,
+        validitySeconds: Math.min(365 * 86400, cfg.auth.maxTokenValiditySeconds),
         caches: { '*': [...ALL_PERMISSIONS] },
         admin: true,
       });

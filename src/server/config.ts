@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { StorageConfig } from '../storage/index.ts';
+import { parseDuration } from '../token/duration.ts';
 
 /** Every key, its default and its env override are documented in docs/config.md. */
 export interface ServerConfig {
@@ -35,6 +36,8 @@ export interface ServerConfig {
     issuer?: string;
     audience?: string;
     revocationTtlMs: number;
+    /** Longest validity a token may be issued with (auth.max_token_validity, default 1y). */
+    maxTokenValiditySeconds: number;
   };
   gc: { intervalSeconds: number; defaultRetentionSeconds: number; stagingGraceSeconds: number };
 }
@@ -114,6 +117,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       issuer: au.optStr('issuer'),
       audience: au.optStr('audience'),
       revocationTtlMs: au.num('revocation_ttl_ms', 5000),
+      maxTokenValiditySeconds: configDuration('auth.max_token_validity', env.LOFT_MAX_TOKEN_VALIDITY ?? au.str('max_token_validity', '1y')),
     },
     gc: {
       intervalSeconds: gc.num('interval_seconds', 3600),
@@ -121,6 +125,14 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
     },
   };
+}
+
+function configDuration(key: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (e) {
+    throw new Error(`config: ${key}: ${(e as Error).message}`);
+  }
 }
 
 function parseListen(s: string): { host: string; port: number } {

@@ -43,6 +43,7 @@ export async function tokenAuthorityFor(cfg: ServerConfig): Promise<TokenAuthori
     publicKeyPem: a.publicKeyFile ? await readFile(a.publicKeyFile, 'utf8') : undefined,
     issuer: a.issuer,
     audience: a.audience,
+    maxValiditySeconds: a.maxTokenValiditySeconds,
   });
 }
 
