@@ -9,6 +9,7 @@ import { parseNarInfo, type PathInfo } from '../nix/narinfo.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
+import { findVisibleChunks } from '../db/repos/chunks.ts';
 import { findNarInCache, findNarUpload, recordNarUpload } from '../db/repos/nars.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { ingestNar } from './ingest.ts';
@@ -26,7 +27,7 @@ export interface PushDeps {
 export interface UploadResult {
   kind: 'uploaded' | 'deduplicated';
   nar_size: number;
-  /** Uncompressed bytes of chunks that were new to the server. */
+  /** Uncompressed bytes of chunks the caller could not already read (so nothing about other caches). */
   new_chunk_bytes: number;
 }
 
@@ -122,10 +123,15 @@ export async function receiveNixNarInfo(
   await recordPath(d.db, cache, p, nar, sub);
 }
 
-/** Loft's own single-request push: metadata in a header, the raw NAR as the body. */
+/**
+ * Loft's own single-request push: metadata in a header, the raw NAR as the body. `pullable` are
+ * the caches the caller may read: the answer counts as known only chunks visible through them,
+ * so it never tells whether content exists in a cache the caller cannot read.
+ */
 export async function uploadPath(
   d: PushDeps,
   cache: CacheRow,
+  pullable: number[],
   meta: PathInfo,
   body: AsyncIterable<Buffer>,
   sub: string | null,
@@ -136,11 +142,10 @@ export async function uploadPath(
     throw badRequest(`NarSize mismatch: claimed ${p.narSize}, received ${ingested.narSize} bytes`);
   }
   if (ingested.narHash !== p.narHash) throw badRequest(`NarHash mismatch: claimed ${p.narHash}, received ${ingested.narHash}`);
+  const unique = [...new Map(ingested.chunks.map((c) => [c.hash, c])).values()];
+  const known = await findVisibleChunks(d.db, unique.map((c) => c.hash), pullable, cache.id);
+  const newToCaller = unique.filter((c) => !known.has(c.hash)).reduce((sum, c) => sum + c.size, 0);
   const nar = await commitNar(d.db, d.store, ingested.chunks, p, { verifyContent: false });
   await recordPath(d.db, cache, p, nar, sub);
-  return {
-    kind: ingested.newChunkBytes === 0 ? 'deduplicated' : 'uploaded',
-    nar_size: p.narSize,
-    new_chunk_bytes: ingested.newChunkBytes,
-  };
+  return { kind: newToCaller === 0 ? 'deduplicated' : 'uploaded', nar_size: p.narSize, new_chunk_bytes: newToCaller };
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
 import { findMissingPaths } from '../../db/repos/objects.ts';
 import { uploadPath } from '../../core/push.ts';
+import { pullableCacheIds } from '../../core/chunk-upload.ts';
 import type { PathInfo } from '../../nix/narinfo.ts';
 import type { NarInfoJson } from '../../api/v1.ts';
 import { badRequest, tooLarge } from '../../core/errors.ts';
@@ -88,7 +89,8 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     }
     const j = parseNarInfoJson(metaText);
     const { cache, principal } = await s.access.requireOnCache(req, j.cache, 'push', find);
-    const result = await uploadPath(s.push, cache, metadataOf(j), body, principal.sub);
+    const pullable = pullableCacheIds(await s.caches.list(), principal);
+    const result = await uploadPath(s.push, cache, pullable, metadataOf(j), body, principal.sub);
     pathPushed(s, req, cache, principal.sub, 'upload-path', { path: j.store_path, ...result });
     return reply.send(result);
   });

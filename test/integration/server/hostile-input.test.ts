@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { DB_KINDS } from '../../helpers/databases.ts';
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
+import { issueViaApi } from '../../helpers/tokens.ts';
 
 async function hostileCases(t: TestContext, server: TestServer): Promise<void> {
   await t.test('a 7 MB cache name is refused with a short answer, not echoed back', async () => {
@@ -56,6 +58,31 @@ async function hostileCases(t: TestContext, server: TestServer): Promise<void> {
     const info = await (await server.fetch('/storedir/nix-cache-info', { token: server.adminToken })).text();
     assert.equal(info.split('\n').filter((l) => l.startsWith('WantMassQuery')).length, 1, info);
     assert.match(info, /^StoreDir: \/nix\/store$/m);
+  });
+
+  await t.test('upload-path does not tell a pusher whether its content exists in a cache it cannot read', async () => {
+    await server.createCache('secret-b', { is_public: false });
+    await server.createCache('tenant-a', { is_public: false });
+    const nar = await sampleNar('guessed-content', 400_000);
+    const put = async (cache: string, token: string) => {
+      const res = await server.fetch('/_api/v1/upload-path', {
+        method: 'PUT',
+        token,
+        headers: { 'x-loft-nar-info': JSON.stringify(uploadPathMeta(cache, randomStorePath().path, nar)) },
+        body: new Uint8Array(nar),
+      });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      return JSON.parse(text) as { kind: string; new_chunk_bytes: number };
+    };
+    assert.equal((await put('secret-b', server.adminToken)).kind, 'uploaded');
+    const pusher = await issueViaApi(server, { caches: { 'tenant-a': ['push', 'pull'] } });
+    const first = await put('tenant-a', pusher.token);
+    assert.equal(first.kind, 'uploaded', 'content in secret-b must not show as known');
+    assert.ok(first.new_chunk_bytes >= nar.length - 4096, `new_chunk_bytes ${first.new_chunk_bytes} of ${nar.length}`);
+    // Once in a cache the pusher reads, the same content is known to it.
+    const again = await put('tenant-a', pusher.token);
+    assert.deepEqual([again.kind, again.new_chunk_bytes], ['deduplicated', 0]);
   });
 }
 
