@@ -7,6 +7,7 @@ import { findNarInCache } from '../db/repos/nars.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { commitNar } from './nar-commit.ts';
 import { recordPath, validatePathMetadata } from './paths.ts';
+import type { PathOutcome } from '../api/v1.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
 import { badRequest, LoftError, tooLarge } from './errors.ts';
 
@@ -211,6 +212,8 @@ export interface ChunkedNarCommit {
   chunks: string[];
   pullable: number[];
   sub: string | null;
+  /** `?replace=true` from a caller with `delete`. */
+  replace?: boolean;
 }
 
 /**
@@ -223,12 +226,12 @@ export async function commitChunkedNar(
   d: ChunkUploadDeps,
   cache: CacheRow,
   c: ChunkedNarCommit,
-): Promise<{ kind: 'uploaded' | 'deduplicated'; nar_size: number }> {
+): Promise<{ kind: 'uploaded' | 'deduplicated'; outcome: PathOutcome; nar_size: number }> {
   const p = validatePathMetadata(cache, c.meta);
   const readable = await findNarInCache(d.db, c.pullable, { narHash: p.narHash });
   if (readable) {
-    await recordPath(d.db, cache, p, readable, c.sub);
-    return { kind: 'deduplicated', nar_size: p.narSize };
+    const outcome = await recordPath(d.db, cache, p, readable, c.sub, c.replace);
+    return { kind: 'deduplicated', outcome, nar_size: p.narSize };
   }
   const visible = await findVisibleChunks(d.db, [...new Set(c.chunks)], c.pullable, cache.id);
   const missing = [...new Set(c.chunks.filter((h) => !visible.has(h)))];
@@ -237,6 +240,6 @@ export async function commitChunkedNar(
   const total = rows.reduce((sum, r) => sum + r.size, 0);
   if (total !== p.narSize) throw badRequest(`NarSize mismatch: claimed ${p.narSize}, the chunks hold ${total} bytes`);
   const nar = await commitNar(d.db, d.store, rows, p, { verifyContent: true });
-  await recordPath(d.db, cache, p, nar, c.sub);
-  return { kind: 'uploaded', nar_size: p.narSize };
+  const outcome = await recordPath(d.db, cache, p, nar, c.sub, c.replace);
+  return { kind: 'uploaded', outcome, nar_size: p.narSize };
 }

@@ -5,10 +5,9 @@ import { NixFormatError } from '../nix/errors.ts';
 import { SigningKey } from '../nix/signing.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
-import { upsertObject } from '../db/repos/objects.ts';
-import { badRequest } from './errors.ts';
-
-
+import type { PathOutcome } from '../api/v1.ts';
+import { findObject, insertObjectIfAbsent, upsertObject } from '../db/repos/objects.ts';
+import { badRequest, conflict } from './errors.ts';
 export interface ValidPath extends PathInfo {
   hash: string;
 }
@@ -50,14 +49,18 @@ export function validatePathMetadata(cache: CacheRow, m: PathInfo, expectedHash?
   }
 }
 
-/** Makes the path visible in the cache: the last step of every push. */
+/**
+ * Makes the path visible in the cache: the last step of every push. The first NAR of a path is
+ * kept: a different one (or different references) is a conflict unless `replace` is set.
+ */
 export async function recordPath(
   db: Kysely<Database>,
   cache: CacheRow,
   p: ValidPath,
   nar: NarRow,
   sub: string | null,
-): Promise<void> {
+  replace = false,
+): Promise<PathOutcome> {
   if (nar.nar_hash !== p.narHash || nar.nar_size !== p.narSize) {
     throw badRequest(
       `NarHash/NarSize mismatch for ${p.storePath}: claimed ${p.narHash} (${p.narSize} bytes), ` +
@@ -68,7 +71,7 @@ export async function recordPath(
   const ownName = SigningKey.parse(cache.signing_key).name;
   const clientSigs = [...new Set(p.sigs)].filter((s) => !s.startsWith(`${ownName}:`));
   const now = Date.now();
-  await upsertObject(db, {
+  const row = {
     cache_id: cache.id,
     store_path_hash: p.hash,
     store_path: p.storePath,
@@ -82,5 +85,24 @@ export async function recordPath(
     created_by: sub,
     created_at: now,
     last_accessed_at: now,
-  });
+  };
+  for (;;) {
+    const existing = await findObject(db, cache.id, p.hash);
+    if (!existing) {
+      if (await insertObjectIfAbsent(db, row)) return 'created';
+      continue; // a concurrent push recorded it first: decide against that one
+    }
+    if (existing.nar_id === nar.id && existing.references === row.references) {
+      await upsertObject(db, { ...row, created_by: existing.created_by });
+      return 'unchanged';
+    }
+    if (!replace) {
+      throw conflict(
+        `${p.storePath} is already in cache '${cache.name}' with a different NAR or references ` +
+          `(NarHash ${existing.nar.nar_hash}); the first upload is kept. Replacing it needs the 'delete' permission and ?replace=true`,
+      );
+    }
+    await upsertObject(db, row);
+    return 'replaced';
+  }
 }

@@ -15,6 +15,7 @@ import type { ChunkStore } from './chunk-store.ts';
 import { ingestNar } from './ingest.ts';
 import { commitNar } from './nar-commit.ts';
 import { recordPath, validatePathMetadata } from './paths.ts';
+import type { PathOutcome } from '../api/v1.ts';
 import { badRequest } from './errors.ts';
 
 export interface PushDeps {
@@ -26,6 +27,8 @@ export interface PushDeps {
 
 export interface UploadResult {
   kind: 'uploaded' | 'deduplicated';
+  /** Whether the path was new, already there with this NAR, or replaced (`?replace=true`). */
+  outcome: PathOutcome;
   nar_size: number;
   /** Uncompressed bytes of chunks the caller could not already read (so nothing about other caches). */
   new_chunk_bytes: number;
@@ -104,7 +107,8 @@ export async function receiveNixNarInfo(
   hashPart: string,
   text: string,
   sub: string | null,
-): Promise<void> {
+  replace = false,
+): Promise<PathOutcome> {
   let info;
   try {
     info = parseNarInfo(text);
@@ -120,7 +124,7 @@ export async function receiveNixNarInfo(
   if (!nar) {
     throw badRequest(`narinfo for ${p.storePath} refers to ${info.url}, which was not uploaded to cache '${cache.name}'`);
   }
-  await recordPath(d.db, cache, p, nar, sub);
+  return recordPath(d.db, cache, p, nar, sub, replace);
 }
 
 /**
@@ -135,6 +139,7 @@ export async function uploadPath(
   meta: PathInfo,
   body: AsyncIterable<Buffer>,
   sub: string | null,
+  replace = false,
 ): Promise<UploadResult> {
   const p = validatePathMetadata(cache, meta);
   const ingested = await ingestNar(d.db, d.store, body, { chunking: d.chunking, maxNarSize: d.maxNarSize });
@@ -146,6 +151,6 @@ export async function uploadPath(
   const known = await findVisibleChunks(d.db, unique.map((c) => c.hash), pullable, cache.id);
   const newToCaller = unique.filter((c) => !known.has(c.hash)).reduce((sum, c) => sum + c.size, 0);
   const nar = await commitNar(d.db, d.store, ingested.chunks, p, { verifyContent: false });
-  await recordPath(d.db, cache, p, nar, sub);
-  return { kind: newToCaller === 0 ? 'deduplicated' : 'uploaded', nar_size: p.narSize, new_chunk_bytes: newToCaller };
+  const outcome = await recordPath(d.db, cache, p, nar, sub, replace);
+  return { kind: newToCaller === 0 ? 'deduplicated' : 'uploaded', outcome, nar_size: p.narSize, new_chunk_bytes: newToCaller };
 }

@@ -83,6 +83,18 @@ export class AccessControl {
     return { cache, principal };
   }
 
+  /**
+   * `?replace=true` on a push: replacing a path's NAR destroys what others pulled, so it needs
+   * `delete` on the cache as well as `push`. False when not asked.
+   */
+  async replaceRequested(req: FastifyRequest, cacheName: string, find: (name: string) => Promise<CacheRow | undefined>): Promise<boolean> {
+    const value = (req.query as Record<string, unknown> | undefined)?.replace;
+    if (value === undefined || value === 'false') return false;
+    if (value !== 'true') throw badRequest("replace must be 'true' or 'false'");
+    await this.requireOnCache(req, cacheName, 'delete', find);
+    return true;
+  }
+
   /** A permission that does not concern an existing cache (create_cache, admin). */
   async requireOnName(req: FastifyRequest, name: string, perm: Permission): Promise<Principal> {
     const principal = await this.principalOf(req);

@@ -75,9 +75,10 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     }
     if (ext !== 'narinfo') throw badRequest(`cannot upload '${file}': only <hash>.narinfo, <hash>.ls and nar/* are accepted`);
     const text = requireBody(await readSmallBody(req, s.config.maxMetadataBytes, idle), 'narinfo').toString('utf8');
-    await receiveNixNarInfo(s.push, cache, hash, text, principal.sub);
-    pathPushed(s, req, cache, principal.sub, 'nix-copy', { path: hash });
-    return reply.code(204).send();
+    const replace = await s.access.replaceRequested(req, cache.name, find);
+    const outcome = await receiveNixNarInfo(s.push, cache, hash, text, principal.sub, replace);
+    pathPushed(s, req, cache, principal.sub, 'nix-copy', { path: hash, outcome });
+    return reply.code(204).header('x-loft-path', outcome).send();
   });
 
   app.get<{ Params: FileParams }>('/:cache/nar/:file', async (req, reply) => {

@@ -76,6 +76,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
   app.post('/_api/v1/nar', { bodyLimit: NAR_COMMIT_BODY_LIMIT + s.config.maxMetadataBytes }, async (req, reply) => {
     const j = parseNarInfoJson(jsonText(req));
     const { cache, principal } = await s.access.requireOnCache(req, j.cache, 'push', find);
+    const replace = await s.access.replaceRequested(req, j.cache, find);
     const chunks = parseChunkHashes((j as { chunks?: unknown }).chunks, Number.MAX_SAFE_INTEGER);
     try {
       const result = await commitChunkedNar(deps, cache, {
@@ -83,6 +84,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
         chunks,
         pullable: await pullable(principal),
         sub: principal.sub,
+        replace,
       });
       pathPushed(s, req, cache, principal.sub, 'chunks', { path: j.store_path, ...result });
       return result;

@@ -89,8 +89,9 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     }
     const j = parseNarInfoJson(metaText);
     const { cache, principal } = await s.access.requireOnCache(req, j.cache, 'push', find);
+    const replace = await s.access.replaceRequested(req, j.cache, find);
     const pullable = pullableCacheIds(await s.caches.list(), principal);
-    const result = await uploadPath(s.push, cache, pullable, metadataOf(j), body, principal.sub);
+    const result = await uploadPath(s.push, cache, pullable, metadataOf(j), body, principal.sub, replace);
     pathPushed(s, req, cache, principal.sub, 'upload-path', { path: j.store_path, ...result });
     return reply.send(result);
   });

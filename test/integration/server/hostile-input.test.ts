@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { DB_KINDS } from '../../helpers/databases.ts';
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
-import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
+import { narInfoText, nixUpload, randomStorePath, sampleNar, uploadPathMeta, type NixUpload } from '../../helpers/nar.ts';
+import { parseNarInfo } from '../../../src/nix/narinfo.ts';
+import { refused } from './bad-input-harness.ts';
 import { issueViaApi } from '../../helpers/tokens.ts';
 
 async function hostileCases(t: TestContext, server: TestServer): Promise<void> {
@@ -83,6 +85,54 @@ async function hostileCases(t: TestContext, server: TestServer): Promise<void> {
     // Once in a cache the pusher reads, the same content is known to it.
     const again = await put('tenant-a', pusher.token);
     assert.deepEqual([again.kind, again.new_chunk_bytes], ['deduplicated', 0]);
+  });
+
+  await t.test('the first NAR of a path is kept; replacing it needs delete and ?replace=true', async () => {
+    await server.createCache('first-wins', { is_public: false });
+    const pusher = await issueViaApi(server, { caches: { 'first-wins': ['push', 'pull'] } });
+    const first = await nixUpload(await sampleNar('first'));
+    const second = await nixUpload(await sampleNar('second'), { storePath: first.storePath });
+    const putNar = async (up: NixUpload, token: string) => {
+      const res = await server.fetch(`/first-wins/nar/${up.fileName}`, { method: 'PUT', token, body: new Uint8Array(up.file) });
+      assert.equal(res.status, 201, await res.text());
+    };
+    const putInfo = (up: NixUpload, token: string, query = '') =>
+      server.fetch(`/first-wins/${up.storePath.hash}.narinfo${query}`, { method: 'PUT', token, body: narInfoText(up.narInfo) });
+    const servedHash = async () => parseNarInfo(await (await server.fetch(`/first-wins/${first.storePath.hash}.narinfo`, { token: pusher.token })).text()).narHash;
+
+    await putNar(first, pusher.token);
+    const created = await putInfo(first, pusher.token);
+    assert.equal(created.status, 204, await created.text());
+    assert.equal(created.headers.get('x-loft-path'), 'created');
+    // `nix copy` again of the identical path: success, nothing changes.
+    await putNar(first, pusher.token);
+    const same = await putInfo(first, pusher.token);
+    assert.equal(same.status, 204, await same.text());
+    assert.equal(same.headers.get('x-loft-path'), 'unchanged');
+
+    await putNar(second, pusher.token);
+    await refused(await putInfo(second, pusher.token), 409, /already in cache 'first-wins' with a different NAR.*needs the 'delete' permission and \?replace=true/);
+    await refused(await putInfo(second, pusher.token, '?replace=true'), 403, /does not grant 'delete'/);
+    assert.equal(await servedHash(), first.narInfo.narHash);
+
+    const replaced = await putInfo(second, server.adminToken, '?replace=true');
+    assert.equal(replaced.status, 204, await replaced.text());
+    assert.equal(replaced.headers.get('x-loft-path'), 'replaced');
+    assert.equal(await servedHash(), second.narInfo.narHash);
+
+    // The same rule on Loft's own upload-path.
+    const other = await sampleNar('third');
+    const upload = (token: string, query = '') =>
+      server.fetch(`/_api/v1/upload-path${query}`, {
+        method: 'PUT',
+        token,
+        headers: { 'x-loft-nar-info': JSON.stringify(uploadPathMeta('first-wins', first.storePath.path, other)) },
+        body: new Uint8Array(other),
+      });
+    await refused(await upload(pusher.token), 409, /already in cache/);
+    const ok = await upload(server.adminToken, '?replace=true');
+    assert.equal(ok.status, 200);
+    assert.equal(((await ok.json()) as { outcome: string }).outcome, 'replaced');
   });
 }
 
