@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { parseStorePath, parseStorePathBaseName } from '../nix/store-path.ts';
+import { contentAddressedPath, parseContentAddress, parseStorePath, parseStorePathBaseName, type StorePath } from '../nix/store-path.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import { SigningKey } from '../nix/signing.ts';
@@ -7,7 +7,7 @@ import type { PathInfo } from '../nix/narinfo.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
 import type { PathOutcome } from '../api/v1.ts';
 import { findObject, insertObjectIfAbsent, upsertObject } from '../db/repos/objects.ts';
-import { badRequest, conflict } from './errors.ts';
+import { badRequest, conflict, excerpt } from './errors.ts';
 export interface ValidPath extends PathInfo {
   hash: string;
 }
@@ -30,13 +30,13 @@ export function validatePathMetadata(cache: CacheRow, m: PathInfo, expectedHash?
     if (!Array.isArray(m.sigs) || m.sigs.some((s) => typeof s !== 'string' || !/^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s))) {
       throw badRequest('signatures must be strings of the form NAME:BASE64');
     }
-    if (m.ca !== undefined && (typeof m.ca !== 'string' || !/^(fixed|text):\S+$/.test(m.ca))) {
-      throw badRequest(`invalid CA field '${m.ca}'`);
-    }
+    if (m.ca !== undefined && typeof m.ca !== 'string') throw badRequest('the CA field must be a string');
+    const narHash = formatSha256Nix32(parseSha256(m.narHash));
+    if (m.ca !== undefined) checkContentAddress(sp, m.ca, references, narHash);
     return {
       storePath: sp.path,
       hash: sp.hash,
-      narHash: formatSha256Nix32(parseSha256(m.narHash)),
+      narHash,
       narSize: m.narSize,
       references,
       deriver,
@@ -46,6 +46,23 @@ export function validatePathMetadata(cache: CacheRow, m: PathInfo, expectedHash?
   } catch (e) {
     if (e instanceof NixFormatError) throw badRequest(e.message);
     throw e;
+  }
+}
+
+/**
+ * As Nix does on import: a content-addressed path's name must follow from its CA field and
+ * references, and a `fixed:r:sha256` one (without a self-reference) hashes to its own NAR hash.
+ */
+function checkContentAddress(sp: StorePath, caField: string, references: string[], narHash: string): void {
+  const ca = parseContentAddress(caField);
+  const expected = contentAddressedPath(ca, sp.name, references, sp.baseName, sp.storeDir);
+  if (expected !== sp.path) {
+    throw badRequest(`${sp.path} does not follow from its CA field '${excerpt(caField)}' and references: that content is ${expected}`);
+  }
+  if (ca.method === 'recursive' && ca.algorithm === 'sha256' && !references.includes(sp.baseName)) {
+    if (formatSha256Nix32(ca.digest) !== narHash) {
+      throw badRequest(`NarHash ${narHash} of ${sp.path} does not match its CA field '${caField}'`);
+    }
   }
 }
 

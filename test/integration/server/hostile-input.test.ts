@@ -3,8 +3,13 @@
 // PostgreSQL+S3.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { DB_KINDS } from '../../helpers/databases.ts';
-import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
+import { nix, nixEnv } from '../../helpers/nix.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+import { nixUnavailable, postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { narInfoText, nixUpload, randomStorePath, sampleNar, uploadPathMeta, type NixUpload } from '../../helpers/nar.ts';
 import { parseNarInfo } from '../../../src/nix/narinfo.ts';
@@ -133,6 +138,39 @@ async function hostileCases(t: TestContext, server: TestServer): Promise<void> {
     const ok = await upload(server.adminToken, '?replace=true');
     assert.equal(ok.status, 200);
     assert.equal(((await ok.json()) as { outcome: string }).outcome, 'replaced');
+  });
+
+  await t.test('a content-addressed path must have the store path and NAR its CA field says (real nix paths)', async (st) => {
+    if (!skipUnless(st, nixUnavailable())) return;
+    await server.createCache('ca-paths');
+    const tmp = await makeTempDir('loft-ca-push-');
+    st.after(() => tmp.cleanup());
+    const env = nixEnv(tmp.path);
+    const made = async (content: string) => {
+      await mkdir(path.join(tmp.path, content), { recursive: true });
+      await writeFile(path.join(tmp.path, content, 'file'), content);
+      const storePath = await nix(['--add-fixed', '--recursive', 'sha256', path.join(tmp.path, content)], env, 'nix-store');
+      const [info] = JSON.parse(await nix(['path-info', '--json', storePath], env)) as { ca: string }[];
+      const nar = Buffer.from(execFileSync('nix-store', ['--dump', storePath], { env, maxBuffer: 1 << 26 }));
+      return { storePath, ca: info.ca, nar };
+    };
+    const salt = randomStorePath().hash;
+    const a = await made(`a-${salt}`);
+    const b = await made(`b-${salt}`);
+    const push = (storePath: string, ca: string, nar: Buffer) =>
+      server.fetch('/_api/v1/upload-path', {
+        method: 'PUT',
+        token: server.adminToken,
+        headers: { 'x-loft-nar-info': JSON.stringify(uploadPathMeta('ca-paths', storePath, nar, { ca })) },
+        body: new Uint8Array(nar),
+      });
+    // Another path's CA field: the name does not follow from it.
+    await refused(await push(a.storePath, b.ca, a.nar), 400, /does not follow from its CA field .* that content is \/nix\/store\/\w{32}-a-/);
+    // The right path and CA, but another NAR: its hash is not the CA hash.
+    await refused(await push(a.storePath, a.ca, b.nar), 400, /does not match its CA field/);
+    await refused(await push(a.storePath, 'fixed:r:sha256:nonsense', a.nar), 400, /invalid CA field/);
+    const ok = await push(a.storePath, a.ca, a.nar);
+    assert.equal(ok.status, 200, await ok.text());
   });
 }
 
