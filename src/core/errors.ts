@@ -10,6 +10,8 @@ export type ErrorKind =
   | 'conflict'
   | 'payload_too_large'
   | 'unsupported_media'
+  | 'timeout'
+  | 'too_many_requests'
   | 'unavailable';
 
 export class LoftError extends Error {
@@ -31,6 +33,16 @@ export const forbidden = (msg: string) => new LoftError('forbidden', msg);
 /** `cause` is logged, never answered: it may name storage keys or hosts. */
 export const unavailable = (msg: string, cause?: unknown) => new LoftError('unavailable', msg, { cause });
 export const tooLarge = (msg: string) => new LoftError('payload_too_large', msg);
+export const tooSlow = (msg: string) => new LoftError('timeout', msg);
+/** Back-pressure: the caller should retry after `retryAfterSeconds`. */
+export class TooManyRequestsError extends LoftError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('too_many_requests', message);
+  }
+}
 
 /** Longest piece of client input quoted back in an error message (and so in the log). */
 export const MAX_EXCERPT = 100;

@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Services } from './services.ts';
 import { errorHandler } from './errors.ts';
+import { pacedBody } from './body.ts';
+import { unauthorized } from '../core/errors.ts';
 import { binaryCacheRoutes } from './routes/binary-cache.ts';
 import { cacheRoutes } from './routes/caches.ts';
 import { pushApiRoutes } from './routes/push-api.ts';
@@ -12,6 +14,22 @@ import { pathRoutes } from './routes/paths.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { chunkRoutes } from './routes/chunks.ts';
 import { statsRoutes } from './routes/stats.ts';
+
+/**
+ * Before any body is read: API requests with a body need a valid token (every one of them needs
+ * a permission anonymous callers never have; the handler then checks the exact one), and JSON
+ * bodies, which fastify parses before the handler runs, are held to the body pace.
+ */
+function guardBodies(app: FastifyInstance, s: Services): void {
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (!hasBody) return payload;
+    if (req.url.startsWith('/_api/') && (await s.access.principalOf(req)).isAnonymous) {
+      throw unauthorized(`${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]} needs a token`);
+    }
+    return req.headers['content-type']?.startsWith('application/json') ? pacedBody(req, payload, s.config) : payload;
+  });
+}
 
 export interface AppOptions {
   logger?: boolean | { level: string };
@@ -27,7 +45,10 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
     keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    requestTimeout: s.config.requestTimeoutMs,
   });
+  app.server.headersTimeout = s.config.headersTimeoutMs;
+  guardBodies(app, s);
   // Uploads (NARs, chunks) are streamed by their handlers: leave non-JSON bodies unread.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   app.setErrorHandler(errorHandler);

@@ -22,6 +22,12 @@ export interface ServerConfig {
   maxMetadataBytes: number;
   /** An upload that sends no byte for this long is aborted (Nix 2.8 retries PUTs without a body). */
   bodyIdleTimeoutMs: number;
+  /** Bytes per second a request body must average after its first 10 s (0 = no minimum). */
+  minBodyRate: number;
+  /** Node's headersTimeout: the request line and headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** Node's requestTimeout: a whole request, body included, must arrive within this (0 = none). */
+  requestTimeoutMs: number;
   database: { url: string; poolSize: number; statementTimeoutMs: number };
   storage: StorageConfig;
   chunking: ChunkingParams;
@@ -96,6 +102,9 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
     maxChunkRequestBytes: t.num('max_chunk_request_bytes', 32 * MiB),
     maxMetadataBytes: t.num('max_metadata_bytes', 1 * MiB),
     bodyIdleTimeoutMs: t.num('body_idle_timeout_ms', 30_000),
+    minBodyRate: t.num('min_body_rate', 1024),
+    headersTimeoutMs: t.num('headers_timeout_ms', 30_000),
+    requestTimeoutMs: t.num('request_timeout_ms', 2 * 3600_000),
     database: {
       url: env.LOFT_DATABASE_URL ?? db.str('url', `sqlite:${path.join(dataDir, 'loft.db')}`),
       poolSize: db.num('pool_size', 10),

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { LoftError, type ErrorKind } from '../core/errors.ts';
+import { LoftError, TooManyRequestsError, type ErrorKind } from '../core/errors.ts';
 
 /** Messages may quote client input; none is answered or logged longer than this. */
 const MAX_MESSAGE = 1000;
@@ -14,6 +14,8 @@ const STATUS: Record<ErrorKind, number> = {
   conflict: 409,
   payload_too_large: 413,
   unsupported_media: 415,
+  timeout: 408,
+  too_many_requests: 429,
   unavailable: 503,
 };
 
@@ -51,6 +53,7 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     req.log.error({ err }, 'request failed');
   }
   if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}… (truncated)`;
+  if (err instanceof TooManyRequestsError) reply.header('retry-after', String(err.retryAfterSeconds));
   if (status === 401) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');
   if (status < 500) req.log.info({ status, msg: message }, 'request refused');
   // A refused upload: do not keep reading a body we will not use. Requests without a body (every

@@ -67,7 +67,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
     if (type !== CHUNKS_CONTENT_TYPE) {
       throw new LoftError('unsupported_media', `chunk uploads must be sent as ${CHUNKS_CONTENT_TYPE}, not ${type ?? 'nothing'}`);
     }
-    const body = bodyStream(req, s.config.bodyIdleTimeoutMs);
+    const body = bodyStream(req, s.config);
     const result = await receiveChunks(deps, cache, await pullable(principal), body, limit);
     req.log.info({ sub: principal.sub, cache: cache.name, ...result }, 'chunks received');
     return result;

@@ -72,7 +72,7 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     const limit = s.config.maxMetadataBytes;
     const header = req.headers['x-loft-nar-info'];
     const preamble = req.headers['x-loft-nar-info-preamble-size'];
-    let body = bodyStream(req, s.config.bodyIdleTimeoutMs);
+    let body = bodyStream(req, s.config);
     let metaText: string;
     if (typeof header === 'string') {
       if (Buffer.byteLength(header) > limit) throw tooLarge(`path metadata of ${Buffer.byteLength(header)} bytes exceeds the ${limit}-byte limit`);
