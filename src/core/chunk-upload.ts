@@ -7,6 +7,7 @@ import { findNarInCache } from '../db/repos/nars.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { commitNar } from './nar-commit.ts';
 import { recordPath, validatePathMetadata } from './paths.ts';
+import { narSizeLimit, type PushDeps } from './push.ts';
 import type { PathOutcome } from '../api/v1.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
 import { badRequest, LoftError, tooLarge } from './errors.ts';
@@ -22,7 +23,7 @@ import { badRequest, LoftError, tooLarge } from './errors.ts';
  * silently), so probing hashes reveals nothing about caches the caller cannot read.
  */
 
-export interface ChunkUploadDeps {
+export interface ChunkUploadDeps extends Pick<PushDeps, 'maxNarSize' | 'maxNarSizePerCache'> {
   db: Kysely<Database>;
   store: ChunkStore;
   chunking: ChunkingParams;
@@ -228,6 +229,9 @@ export async function commitChunkedNar(
   c: ChunkedNarCommit,
 ): Promise<{ kind: 'uploaded' | 'deduplicated'; outcome: PathOutcome; nar_size: number }> {
   const p = validatePathMetadata(cache, c.meta);
+  // Refused before any lookup or verification: the work a commit causes is bounded by the limit.
+  const limit = narSizeLimit(d, cache);
+  if (p.narSize > limit) throw tooLarge(`NarSize ${p.narSize} exceeds the limit of ${limit} bytes for cache '${cache.name}'`);
   const readable = await findNarInCache(d.db, c.pullable, { narHash: p.narHash });
   if (readable) {
     const outcome = await recordPath(d.db, cache, p, readable, c.sub, c.replace);

@@ -16,13 +16,42 @@ import { ingestNar } from './ingest.ts';
 import { commitNar } from './nar-commit.ts';
 import { recordPath, validatePathMetadata } from './paths.ts';
 import type { PathOutcome } from '../api/v1.ts';
-import { badRequest } from './errors.ts';
+import { badRequest, tooLarge } from './errors.ts';
 
 export interface PushDeps {
   db: Kysely<Database>;
   store: ChunkStore;
   chunking: ChunkingParams;
   maxNarSize: number;
+  /** Overrides of maxNarSize by cache name. */
+  maxNarSizePerCache?: Record<string, number>;
+  /** Decompressed bytes allowed per received byte of a compressed upload (0 = any). */
+  maxExpansionRatio?: number;
+}
+
+/** The largest NAR `cache` accepts. */
+export function narSizeLimit(d: Pick<PushDeps, 'maxNarSize' | 'maxNarSizePerCache'>, cache: CacheRow): number {
+  return d.maxNarSizePerCache?.[cache.name] ?? d.maxNarSize;
+}
+
+/** Decompressed bytes that never count against the expansion ratio: small NARs compress as they like. */
+const EXPANSION_FREE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Fails a decompressed stream that grows more than `ratio` times the compressed bytes read so far
+ * (beyond EXPANSION_FREE_BYTES): a decompression bomb is refused after a bounded amount of work,
+ * not when it reaches max_nar_size.
+ */
+function expansionGuard(ratio: number, compressedSoFar: () => number, fileName: string): Transform {
+  let out = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      out += chunk.length;
+      if (ratio > 0 && out > EXPANSION_FREE_BYTES && out > ratio * compressedSoFar()) {
+        cb(tooLarge(`${fileName} expands more than ${ratio} times (${out} bytes from ${compressedSoFar()}); refused as a decompression bomb (limits.max_expansion_ratio)`));
+      } else cb(null, chunk);
+    },
+  });
 }
 
 export interface UploadResult {
@@ -57,9 +86,11 @@ export async function receiveNixNar(
     throw badRequest((e as Error).message);
   }
   const fileHasher = createHash('sha256');
+  let received = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       fileHasher.update(chunk);
+      received += chunk.length;
       cb(null, chunk);
     },
   });
@@ -70,11 +101,12 @@ export async function receiveNixNar(
     throw badRequest((e as Error).message);
   }
   const nar = new PassThrough({ highWaterMark: 1 << 20 });
-  const feeding = pipeline(body, tap, decompressor, nar);
+  const bounded = expansionGuard(compression === 'none' ? 0 : (d.maxExpansionRatio ?? 0), () => received, fileName);
+  const feeding = pipeline(body, tap, decompressor, bounded, nar);
   feeding.catch(() => {}); // surfaced through `nar` and awaited below
   let ingested;
   try {
-    ingested = await ingestNar(d.db, d.store, nar, { chunking: d.chunking, maxNarSize: d.maxNarSize });
+    ingested = await ingestNar(d.db, d.store, nar, { chunking: d.chunking, maxNarSize: narSizeLimit(d, cache) });
     await feeding;
   } catch (e) {
     body.destroy();
@@ -142,7 +174,9 @@ export async function uploadPath(
   replace = false,
 ): Promise<UploadResult> {
   const p = validatePathMetadata(cache, meta);
-  const ingested = await ingestNar(d.db, d.store, body, { chunking: d.chunking, maxNarSize: d.maxNarSize });
+  const limit = narSizeLimit(d, cache);
+  if (p.narSize > limit) throw tooLarge(`NarSize ${p.narSize} exceeds the limit of ${limit} bytes for cache '${cache.name}'`);
+  const ingested = await ingestNar(d.db, d.store, body, { chunking: d.chunking, maxNarSize: limit });
   if (ingested.narSize !== p.narSize) {
     throw badRequest(`NarSize mismatch: claimed ${p.narSize}, received ${ingested.narSize} bytes`);
   }

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Services } from './services.ts';
 import { errorHandler } from './errors.ts';
 import { pacedBody } from './body.ts';
+import { limitPushConcurrency } from './push-limiter.ts';
 import { unauthorized } from '../core/errors.ts';
 import { binaryCacheRoutes } from './routes/binary-cache.ts';
 import { cacheRoutes } from './routes/caches.ts';
@@ -49,6 +50,7 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
   });
   app.server.headersTimeout = s.config.headersTimeoutMs;
   guardBodies(app, s);
+  limitPushConcurrency(app, s);
   // Uploads (NARs, chunks) are streamed by their handlers: leave non-JSON bodies unread.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   app.setErrorHandler(errorHandler);

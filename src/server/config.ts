@@ -46,6 +46,17 @@ export interface ServerConfig {
     maxTokenValiditySeconds: number;
   };
   gc: { intervalSeconds: number; defaultRetentionSeconds: number; stagingGraceSeconds: number };
+  limits: PushLimits;
+}
+
+/** The work one push may cause ([limits], docs/config.md). */
+export interface PushLimits {
+  /** Pushes one token may have in flight on this replica; more get 429 with Retry-After (0 = no limit). */
+  maxConcurrentPushesPerToken: number;
+  /** Decompressed NAR bytes per received byte of a `nix copy` upload, beyond its first 64 MiB (0 = no limit). */
+  maxExpansionRatio: number;
+  /** max_nar_size for particular caches, by name. */
+  maxNarSizePerCache: Record<string, number>;
 }
 
 type Table = Record<string, unknown>;
@@ -68,6 +79,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
   const co = t.table('compression');
   const au = t.table('auth');
   const gc = t.table('gc');
+  const li = t.table('limits');
   const storageType = env.LOFT_STORAGE_TYPE ?? st.str('type', 'local');
   let storage: StorageConfig;
   if (storageType === 'local') {
@@ -98,7 +110,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
     logLevel: env.LOFT_LOG_LEVEL ?? t.str('log_level', 'info'),
     defaultCache: env.LOFT_DEFAULT_CACHE ?? t.str('default_cache', 'main'),
     keyNamePrefix: t.str('key_name_prefix', 'loft'),
-    maxNarSize: t.num('max_nar_size', 64 * 1024 * MiB),
+    maxNarSize: t.num('max_nar_size', 16 * 1024 * MiB),
     maxChunkRequestBytes: t.num('max_chunk_request_bytes', 32 * MiB),
     maxMetadataBytes: t.num('max_metadata_bytes', 1 * MiB),
     bodyIdleTimeoutMs: t.num('body_idle_timeout_ms', 30_000),
@@ -132,6 +144,11 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       intervalSeconds: gc.num('interval_seconds', 3600),
       defaultRetentionSeconds: gc.num('default_retention_seconds', 0),
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
+    },
+    limits: {
+      maxConcurrentPushesPerToken: li.num('max_concurrent_pushes_per_token', 32),
+      maxExpansionRatio: li.num('max_expansion_ratio', 1000),
+      maxNarSizePerCache: li.table('max_nar_size_per_cache').numbers(),
     },
   };
 }
@@ -182,6 +199,10 @@ class TomlReader {
       throw new Error(`config: ${this.prefix}${key} must be a non-negative number`);
     }
     return n;
+  }
+  /** Every key of the table, each a non-negative number. */
+  numbers(): Record<string, number> {
+    return Object.fromEntries(Object.keys(this.t).map((k) => [k, this.num(k, 0)]));
   }
   bool(key: string, dflt: boolean): boolean {
     const v = this.get(key) ?? dflt;

@@ -68,7 +68,14 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     caches: new CacheService(db.kysely, config.keyNamePrefix),
     tokens,
     access: new AccessControl(tokens, revocations, config.auth.adminToken),
-    push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
+    push: {
+      db: db.kysely,
+      store: chunkStore,
+      chunking: config.chunking,
+      maxNarSize: config.maxNarSize,
+      maxNarSizePerCache: config.limits.maxNarSizePerCache,
+      maxExpansionRatio: config.limits.maxExpansionRatio,
+    },
     metrics: new Metrics(),
     narinfoCache: new NarInfoCache(),
     async close() {

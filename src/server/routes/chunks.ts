@@ -24,7 +24,7 @@ const SERVER_VERSION = process.env.npm_package_version ?? '0.1.0';
 /** The negotiated chunk upload (docs/api.md#chunk-negotiation). */
 export function chunkRoutes(app: FastifyInstance, s: Services): void {
   const find = (name: string) => s.caches.find(name);
-  const deps: ChunkUploadDeps = { db: s.kysely, store: s.chunkStore, chunking: s.config.chunking };
+  const deps: ChunkUploadDeps = { ...s.push, db: s.kysely, store: s.chunkStore, chunking: s.config.chunking };
   const pullable = async (principal: Principal) => pullableCacheIds(await s.caches.list(), principal);
 
   app.get('/_api/v1/server-info', async () => ({
