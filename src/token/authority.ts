@@ -150,10 +150,12 @@ export class TokenAuthority {
       requiredClaims: ['exp', 'sub', 'jti'],
     });
     const access = parseAccess(payload[LOFT_CLAIM]);
+    const expiresAt = new Date(payload.exp! * 1000);
+    if (Number.isNaN(expiresAt.getTime())) throw new TokenError("invalid 'exp' claim: not a representable time");
     return new Principal({
       sub: checkIdClaim('sub', payload.sub),
       jti: checkIdClaim('jti', payload.jti),
-      expiresAt: new Date(payload.exp! * 1000),
+      expiresAt,
       isAdmin: access.admin,
       caches: access.caches,
     });
