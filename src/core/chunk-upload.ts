@@ -101,7 +101,7 @@ export async function receiveChunks(
     storing.catch(() => {}); // awaited at the next flush or below
   };
   try {
-    for await (const record of readRecords(body, d.chunking.maxSize, maxBytes)) {
+    for await (const record of readChunkRecords(body, d.chunking.maxSize, maxBytes)) {
       batch.push(record);
       batchBytes += record.frame.length;
       if (batch.length >= BATCH_RECORDS || batchBytes >= BATCH_BYTES) await flush();
@@ -113,7 +113,7 @@ export async function receiveChunks(
   return counts;
 }
 
-interface ChunkRecord {
+export interface ChunkRecord {
   hash: string;
   size: number;
   frame: Buffer;
@@ -154,7 +154,7 @@ function maxFrameLength(size: number): number {
 }
 
 /** Splits the body into records; fails on a malformed header, oversized data or a trailing partial record. */
-async function* readRecords(body: AsyncIterable<Buffer>, maxChunkSize: number, maxBytes: number): AsyncGenerator<ChunkRecord> {
+export async function* readChunkRecords(body: AsyncIterable<Buffer>, maxChunkSize: number, maxBytes: number): AsyncGenerator<ChunkRecord> {
   const reader = new ExactReader(body, maxBytes);
   for (;;) {
     const header = await reader.read(RECORD_HEADER);
