@@ -15,6 +15,7 @@ import { nix32Of, randomStorePath, sampleNar, uploadPathMeta } from '../../helpe
 import { issueViaApi } from '../../helpers/tokens.ts';
 import { nar, u64 } from '../../unit/nix/nar-builder.ts';
 import { refused } from './bad-input-harness.ts';
+import { commitBody, countRows, postChunks, postJson, recordsBody, sha256Hex } from '../chunks/support.ts';
 
 const MiB = 1024 * 1024;
 
@@ -90,6 +91,17 @@ for (const db of DB_KINDS) {
         body: JSON.stringify({ ...meta, nar_size: 130_000 * 256 * 1024, chunks: Array(130_000).fill(chunk) }),
       });
       await refused(commit, 413, /NarSize 34078720000 exceeds the limit of 4294967296 bytes for cache 'main'/);
+    });
+
+    await t.test('a chunk list holding more bytes than the claimed NarSize is refused before any chunk is read back', async () => {
+      const data = Buffer.alloc(4096, 7);
+      const hash = sha256Hex(data);
+      const up = await postChunks(server, 'main', recordsBody([{ hash, size: data.length, data }]), server.adminToken);
+      assert.equal(up.status, 200, await up.text());
+      const narsBefore = await countRows(server, 'nars');
+      const commit = await postJson(server, '/_api/v1/nar', { ...commitBody('main', data, []), chunks: Array(130_000).fill(hash) }, server.adminToken);
+      await refused(commit, 400, /NarSize mismatch: claimed 4096, the chunks hold 532480000 bytes/);
+      assert.equal(await countRows(server, 'nars'), narsBefore);
     });
 
     await t.test('a token with max_concurrent_pushes_per_token pushes in flight gets 429 with Retry-After, others do not', async () => {
