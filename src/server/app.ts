@@ -47,6 +47,8 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     requestTimeout: s.config.requestTimeoutMs,
+    // Node enforces headersTimeout/requestTimeout on this tick (default 30 s, too coarse for the former).
+    http: { connectionsCheckingInterval: 1000 },
   });
   app.server.headersTimeout = s.config.headersTimeoutMs;
   guardBodies(app, s);

@@ -42,7 +42,7 @@ for (const db of DB_KINDS) {
   test(`slow and anonymous bodies are cut off (${db})`, { timeout: 180_000 }, async (t) => {
     if (db === 'postgres' && !skipUnless(t, await postgresUnavailable())) return;
     // Idle timeout above the trickle interval, so only the rate check can stop the slow body.
-    const server = await startTestServer({ db, toml: { body_idle_timeout_ms: 60_000, min_body_rate: 1024 } });
+    const server = await startTestServer({ db, toml: { body_idle_timeout_ms: 60_000, min_body_rate: 1024, headers_timeout_ms: 2000 } });
     t.after(() => server.close());
     await server.createCache('main');
 
@@ -70,6 +70,19 @@ for (const db of DB_KINDS) {
       assert.match(res.body, /request body too slow: \d+ bytes in \d+ s, the minimum is 1024 bytes\/s/);
       // Held for the grace period, then cut at the first check (generous: the machine is shared).
       assert.ok(res.ms < 60_000, `took ${res.ms} ms`);
+    });
+
+    await t.test('headers that do not arrive within headers_timeout_ms get the connection closed', async () => {
+      const url = new URL(server.url);
+      const socket = createConnection({ host: url.hostname, port: Number(url.port) });
+      const started = Date.now();
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      socket.once('connect', () => socket.write('GET /v1/healthz HTTP/1.1\r\nhost: x\r\n'));
+      await new Promise((resolve) => socket.once('close', resolve));
+      const ms = Date.now() - started;
+      assert.ok(ms >= 1500 && ms < 30_000, `closed after ${ms} ms`);
+      assert.match(answer, /^HTTP\/1\.1 408/);
     });
 
     await t.test('a normal authenticated JSON request still works', async () => {
