@@ -42,6 +42,19 @@ export interface NarInfoJson {
   ca?: string | null;
 }
 
+/**
+ * What a push did to the path: `created` it, found it `unchanged` (same NAR and references; the
+ * first upload is kept), or `replaced` its NAR (`?replace=true`, needs `delete`). docs/api.md.
+ */
+export type PathOutcome = 'created' | 'unchanged' | 'replaced';
+
+/** The answer of `POST /_api/v1/nar`. */
+export interface NarCommitResult {
+  kind: 'uploaded' | 'deduplicated';
+  outcome: PathOutcome;
+  nar_size: number;
+}
+
 /** The POST/PATCH body of /_api/v1/cache-config/{cache}; absent fields are left alone. */
 export interface CacheSettingsBody {
   is_public?: boolean;

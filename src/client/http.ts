@@ -1,7 +1,7 @@
 // A typed client for Loft's JSON API and chunk protocol (docs/api.md). It runs in
 // the CLI, so it depends on nothing server-side.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CacheConfig, NarInfoJson } from '../api/v1.ts';
+import type { CacheConfig, NarCommitResult, NarInfoJson } from '../api/v1.ts';
 
 export type { CacheConfig, NarInfoJson };
 
@@ -12,10 +12,7 @@ export interface ServerInfo {
   chunk_compression: 'zstd';
 }
 
-export interface NarCommitResult {
-  kind: 'uploaded' | 'deduplicated';
-  nar_size: number;
-}
+export type { NarCommitResult };
 
 export const CHUNKS_CONTENT_TYPE = 'application/x-loft-chunks';
 

@@ -24,6 +24,9 @@ export class InputError extends Error {
   }
 }
 
+/** Decompressed bytes that never count against the expansion ratio: small NARs compress as they like. */
+const EXPANSION_FREE_BYTES = 64 * 1024 * 1024;
+
 /** Rough JSON bytes per listing entry beyond its path, to drop an oversized listing early. */
 const ENTRY_OVERHEAD = 64;
 
@@ -40,6 +43,8 @@ export class NarSession {
   readonly #inputHasher: Hash | undefined;
   readonly #decoder: Transform | undefined;
   #decoded: Buffer[] = [];
+  #inputBytes = 0;
+  #decodedBytes = 0;
   #decodeError: Error | undefined;
   #decoderFailed: Promise<never> = new Promise(() => {});
   readonly #fileHasher = createHash('sha256');
@@ -58,7 +63,12 @@ export class NarSession {
       } catch (e) {
         throw new InputError('codec', (e as Error).message);
       }
-      decoder.on('data', (d: Buffer) => this.#decoded.push(d));
+      decoder.on('data', (d: Buffer) => {
+        this.#decodedBytes += d.length;
+        const bomb = this.#expandsTooMuch();
+        if (bomb) decoder.destroy(bomb); // before the output piles up in memory
+        else this.#decoded.push(d);
+      });
       // Some decoders never call a write back once they have failed: waits race this.
       this.#decoderFailed = new Promise((_, reject) => decoder.on('error', (e) => reject((this.#decodeError ??= e))));
       this.#decoderFailed.catch(() => {});
@@ -72,6 +82,7 @@ export class NarSession {
       return this.#take();
     }
     this.#inputHasher!.update(data);
+    this.#inputBytes += data.length;
     await this.#decoding(new Promise<void>((resolve) => this.#decoder!.write(data, () => resolve())));
     // Native decoders deliver their output after the write completes.
     await new Promise((resolve) => setImmediate(resolve));
@@ -121,17 +132,31 @@ export class NarSession {
     return { fileHash: formatSha256Nix32(this.#fileHasher.digest()), fileSize: this.#fileSize };
   }
 
+  /**
+   * A too_large error once the output outgrows maxExpansionRatio times the input (past the free
+   * allowance): a decompression bomb is refused after bounded work, not when it reaches maxNarSize.
+   */
+  #expandsTooMuch(): InputError | undefined {
+    const ratio = this.#o.maxExpansionRatio ?? 0;
+    const out = this.#decodedBytes;
+    if (ratio <= 0 || out <= EXPANSION_FREE_BYTES || out <= ratio * this.#inputBytes) return undefined;
+    return new InputError(
+      'too_large',
+      `${this.#o.inputName ?? 'the upload'} expands more than ${ratio} times (${out} bytes from ${this.#inputBytes}); refused as a decompression bomb (limits.max_expansion_ratio)`,
+    );
+  }
+
   /** Waits for the decoder, failing with its error as an InputError. */
   async #decoding(step: Promise<void>): Promise<void> {
     try {
       await Promise.race([step, this.#decoderFailed]);
     } catch (e) {
-      throw new InputError('codec', (e as Error).message);
+      throw asInputError(e as Error);
     }
   }
 
   async #drainDecoded(): Promise<void> {
-    if (this.#decodeError) throw new InputError('codec', this.#decodeError.message);
+    if (this.#decodeError) throw asInputError(this.#decodeError);
     const pieces = this.#decoded;
     this.#decoded = [];
     for (const p of pieces) await this.#nar(p);
@@ -165,4 +190,9 @@ export class NarSession {
     if (this.#listingBytes > this.#o.listingCap) this.#entries = null;
     else this.#entries.push(e);
   }
+}
+
+/** A decoder failure is a codec error, unless it is already tagged (the expansion limit). */
+function asInputError(e: Error): InputError {
+  return e instanceof InputError ? e : new InputError('codec', e.message);
 }

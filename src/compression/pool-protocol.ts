@@ -23,6 +23,10 @@ export interface SessionOptions {
   /** Cut the NAR into chunks (ingest); without it the NAR is only validated and hashed. */
   chunking?: ChunkingParams;
   maxNarSize: number;
+  /** Decompressed bytes allowed per input byte of a compressed upload, beyond its first 64 MiB (0 or absent: any). */
+  maxExpansionRatio?: number;
+  /** Names the input in errors. */
+  inputName?: string;
   /** Largest `.ls` JSON kept; a larger listing is dropped (null). */
   listingCap: number;
 }

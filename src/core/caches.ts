@@ -1,13 +1,14 @@
 import type { Kysely } from 'kysely';
+import { LRUCache } from 'lru-cache';
 import { SigningKey } from '../nix/signing.ts';
-import { DEFAULT_STORE_DIR } from '../nix/store-path.ts';
+import { DEFAULT_STORE_DIR, isValidStoreDir } from '../nix/store-path.ts';
 import { isValidCacheName } from '../token/patterns.ts';
 import type { CacheKeyRow, CacheRow, Database } from '../db/schema.ts';
 import { deleteCacheHistory } from '../db/repos/usage.ts';
 import { deleteCache, findCacheByName, insertCache, listCaches, updateCache, type CachePatch } from '../db/repos/caches.ts';
 import { findCacheKey, insertCacheKey, listCacheKeys, setCacheKeyState } from '../db/repos/cache-keys.ts';
 import { activeKeys, nextKeyName, planKeyChanges, type KeyChanges, type KeyPlan } from './cache-keys.ts';
-import { badRequest, conflict, LoftError, notFound } from './errors.ts';
+import { badRequest, conflict, excerpt, LoftError, notFound } from './errors.ts';
 
 /** A cache with its signing keys (oldest first). */
 export interface Cache extends CacheRow {
@@ -34,17 +35,21 @@ export interface CacheSettings {
 const CACHE_TTL_MS = 2000;
 /** Names whose URLs the server's own pages take (/dashboard/{cache}/{hash}). */
 const RESERVED_NAMES = new Set(['dashboard']);
+/** Memoised lookups (hits and misses); beyond this the least recently used are forgotten. */
+const MEMO_ENTRIES = 1000;
 
 export function invalidCacheNameMessage(name: string): string {
-  return `invalid cache name '${name}': use 1-50 characters [A-Za-z0-9._+-], starting with a letter or digit`;
+  return `invalid cache name '${excerpt(name)}': use 1-50 characters [A-Za-z0-9._+-], starting with a letter or digit`;
 }
 
 /**
  * Cache lookups are on every request; rows are memoised briefly so a replica
- * sees another replica's configuration change within CACHE_TTL_MS.
+ * sees another replica's configuration change within CACHE_TTL_MS. Only valid
+ * names are looked up, and the memo is bounded, so anonymous requests for
+ * made-up names cannot grow it.
  */
 export class CacheService {
-  private memo = new Map<string, { row: Cache | undefined; at: number }>();
+  private memo = new LRUCache<string, { row: Cache | undefined }>({ max: MEMO_ENTRIES, ttl: CACHE_TTL_MS });
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -52,18 +57,23 @@ export class CacheService {
   ) {}
 
   async find(name: string): Promise<Cache | undefined> {
+    if (!isValidCacheName(name)) return undefined;
     const hit = this.memo.get(name);
-    const now = Date.now();
-    if (hit && now - hit.at < CACHE_TTL_MS) return hit.row;
+    if (hit) return hit.row;
     const row = await findCacheByName(this.db, name);
     const cache = row && { ...row, keys: await listCacheKeys(this.db, [row.id]) };
-    this.memo.set(name, { row: cache, at: now });
+    this.memo.set(name, { row: cache });
     return cache;
+  }
+
+  /** How many names are memoised (never more than MEMO_ENTRIES). */
+  get memoised(): number {
+    return this.memo.size;
   }
 
   async get(name: string): Promise<Cache> {
     const row = await this.find(name);
-    if (!row) throw notFound(`no such cache '${name}'`);
+    if (!row) throw notFound(`no such cache '${excerpt(name)}'`);
     return row;
   }
 
@@ -185,8 +195,10 @@ function validateSettings(s: CacheSettings): void {
   if (s.priority !== undefined && (!Number.isInteger(s.priority) || s.priority < 0 || s.priority > 10000)) {
     throw badRequest('priority must be an integer between 0 and 10000');
   }
-  if (s.storeDir !== undefined && !/^\/[^\0]*[^/]$/.test(s.storeDir)) {
-    throw badRequest('store_dir must be an absolute path without a trailing slash');
+  if (s.storeDir !== undefined && !isValidStoreDir(s.storeDir)) {
+    throw badRequest(
+      `invalid store_dir '${excerpt(JSON.stringify(s.storeDir))}': must be an absolute path without control characters, empty, '.' or '..' components, or a trailing slash`,
+    );
   }
   if (s.upstreamKeyNames !== undefined) {
     for (const k of s.upstreamKeyNames) {

@@ -8,6 +8,8 @@ import { WorkerInputError } from '../compression/pool.ts';
 import type { ChunkStore, PackWriter } from './chunk-store.ts';
 import { commitNar } from './nar-commit.ts';
 import { recordPath, validatePathMetadata } from './paths.ts';
+import { narSizeLimit, type PushDeps } from './push.ts';
+import type { PathOutcome } from '../api/v1.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
 import { badRequest, LoftError, tooLarge } from './errors.ts';
 
@@ -22,7 +24,7 @@ import { badRequest, LoftError, tooLarge } from './errors.ts';
  * silently), so probing hashes reveals nothing about caches the caller cannot read.
  */
 
-export interface ChunkUploadDeps {
+export interface ChunkUploadDeps extends Pick<PushDeps, 'maxNarSize' | 'maxNarSizePerCache'> {
   db: Kysely<Database>;
   store: ChunkStore;
   chunking: ChunkingParams;
@@ -101,7 +103,7 @@ export async function receiveChunks(
     storing.catch(() => {}); // awaited at the next flush or below
   };
   try {
-    for await (const record of readRecords(body, d.chunking.maxSize, maxBytes)) {
+    for await (const record of readChunkRecords(body, d.chunking.maxSize, maxBytes)) {
       batch.push(record);
       batchBytes += record.frame.length;
       if (batch.length >= BATCH_RECORDS || batchBytes >= BATCH_BYTES) await flush();
@@ -117,7 +119,7 @@ export async function receiveChunks(
   return upload.counts;
 }
 
-interface ChunkRecord {
+export interface ChunkRecord {
   hash: string;
   size: number;
   frame: Buffer;
@@ -166,7 +168,7 @@ function maxFrameLength(size: number): number {
 }
 
 /** Splits the body into records; fails on a malformed header, oversized data or a trailing partial record. */
-async function* readRecords(body: AsyncIterable<Buffer>, maxChunkSize: number, maxBytes: number): AsyncGenerator<ChunkRecord> {
+export async function* readChunkRecords(body: AsyncIterable<Buffer>, maxChunkSize: number, maxBytes: number): AsyncGenerator<ChunkRecord> {
   const reader = new ExactReader(body, maxBytes);
   for (;;) {
     const header = await reader.read(RECORD_HEADER);
@@ -225,6 +227,8 @@ export interface ChunkedNarCommit {
   chunks: string[];
   pullable: number[];
   sub: string | null;
+  /** `?replace=true` from a caller with `delete`. */
+  replace?: boolean;
 }
 
 /**
@@ -237,12 +241,15 @@ export async function commitChunkedNar(
   d: ChunkUploadDeps,
   cache: CacheRow,
   c: ChunkedNarCommit,
-): Promise<{ kind: 'uploaded' | 'deduplicated'; nar_size: number }> {
+): Promise<{ kind: 'uploaded' | 'deduplicated'; outcome: PathOutcome; nar_size: number }> {
   const p = validatePathMetadata(cache, c.meta);
+  // Refused before any lookup or verification: the work a commit causes is bounded by the limit.
+  const limit = narSizeLimit(d, cache);
+  if (p.narSize > limit) throw tooLarge(`NarSize ${p.narSize} exceeds the limit of ${limit} bytes for cache '${cache.name}'`);
   const readable = await findNarInCache(d.db, c.pullable, { narHash: p.narHash });
   if (readable) {
-    await recordPath(d.db, cache, p, readable, c.sub);
-    return { kind: 'deduplicated', nar_size: p.narSize };
+    const outcome = await recordPath(d.db, cache, p, readable, c.sub, c.replace);
+    return { kind: 'deduplicated', outcome, nar_size: p.narSize };
   }
   const visible = await findVisibleChunks(d.db, [...new Set(c.chunks)], c.pullable, cache.id);
   const missing = [...new Set(c.chunks.filter((h) => !visible.has(h)))];
@@ -251,6 +258,6 @@ export async function commitChunkedNar(
   const total = rows.reduce((sum, r) => sum + r.size, 0);
   if (total !== p.narSize) throw badRequest(`NarSize mismatch: claimed ${p.narSize}, the chunks hold ${total} bytes`);
   const nar = await commitNar(d.db, d.store, rows, p, { verifyContent: true });
-  await recordPath(d.db, cache, p, nar, c.sub);
-  return { kind: 'uploaded', nar_size: p.narSize };
+  const outcome = await recordPath(d.db, cache, p, nar, c.sub, c.replace);
+  return { kind: 'uploaded', outcome, nar_size: p.narSize };
 }

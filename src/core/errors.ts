@@ -10,14 +10,17 @@ export type ErrorKind =
   | 'conflict'
   | 'payload_too_large'
   | 'unsupported_media'
+  | 'timeout'
+  | 'too_many_requests'
   | 'unavailable';
 
 export class LoftError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'LoftError';
   }
 }
@@ -36,5 +39,24 @@ export const notFound = (msg: string) => {
 export const conflict = (msg: string) => new LoftError('conflict', msg);
 export const unauthorized = (msg: string) => new LoftError('unauthorized', msg);
 export const forbidden = (msg: string) => new LoftError('forbidden', msg);
-export const unavailable = (msg: string) => new LoftError('unavailable', msg);
+/** `cause` is logged, never answered: it may name storage keys or hosts. */
+export const unavailable = (msg: string, cause?: unknown) => new LoftError('unavailable', msg, { cause });
 export const tooLarge = (msg: string) => new LoftError('payload_too_large', msg);
+export const tooSlow = (msg: string) => new LoftError('timeout', msg);
+/** Back-pressure: the caller should retry after `retryAfterSeconds`. */
+export class TooManyRequestsError extends LoftError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('too_many_requests', message);
+  }
+}
+
+/** Longest piece of client input quoted back in an error message (and so in the log). */
+export const MAX_EXCERPT = 100;
+
+/** Client input as quoted in messages: anything longer is cut, with its full length said. */
+export function excerpt(input: string): string {
+  return input.length <= MAX_EXCERPT ? input : `${input.slice(0, MAX_EXCERPT)}… (${input.length} characters)`;
+}

@@ -30,6 +30,8 @@ export interface IngestOptions {
   compression?: NixCompression;
   /** Named in decompression errors. */
   inputName?: string;
+  /** See SessionOptions.maxExpansionRatio: a decompression bomb is refused after bounded work. */
+  maxExpansionRatio?: number;
   /** Largest `.ls` JSON stored; default 4 MiB. */
   listingCap?: number;
 }
@@ -63,6 +65,8 @@ export async function ingestNar(
     compression: opts.compression ?? 'none',
     chunking: opts.chunking,
     maxNarSize: opts.maxNarSize,
+    maxExpansionRatio: opts.maxExpansionRatio,
+    inputName: opts.inputName,
     listingCap: opts.listingCap ?? DEFAULT_LISTING_CAP,
   });
   const packer = new IngestPacker(db, store, session);

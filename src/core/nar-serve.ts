@@ -18,7 +18,7 @@ export async function openNarBody(store: ChunkStore, chunks: ChunkRow[], decompr
   try {
     first = await it.next();
   } catch (e) {
-    throw unavailable(`NAR data is unavailable: ${(e as Error).message}`);
+    throw unavailable('NAR data is unavailable; retry later', e);
   }
   async function* body(): AsyncGenerator<Buffer> {
     if (!first.done) yield first.value.data;

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { activeKeys } from './cache-keys.ts';
 import type { Cache } from './caches.ts';
 
@@ -6,32 +7,25 @@ import type { Cache } from './caches.ts';
  * asked for by every client, and a hit then costs no query. Writes on this
  * replica forget the cache's entries at once (a generation bump); other
  * replicas see a change within `ttlMs`. The key includes the cache's active
- * signing keys, so a key change is never served with the old signatures.
+ * signing keys, so a key change is never served with the old signatures. At
+ * most `maxEntries` are kept (least recently used go first), so lookups of
+ * made-up hashes cannot grow it.
  */
 export class NarInfoCache {
-  readonly #entries = new Map<string, { text: string | null; expires: number }>();
+  readonly #entries: LRUCache<string, { text: string | null }>;
   readonly #generations = new Map<number, number>();
 
-  constructor(
-    private readonly ttlMs = 2000,
-    private readonly maxEntries = 50_000,
-  ) {}
+  constructor(ttlMs = 2000, maxEntries = 50_000) {
+    this.#entries = new LRUCache({ max: maxEntries, ttl: ttlMs });
+  }
 
   /** The narinfo text, null for a known miss, undefined when not cached. */
   get(cache: Cache, hash: string): string | null | undefined {
-    const key = this.#key(cache, hash);
-    const e = this.#entries.get(key);
-    if (!e) return undefined;
-    if (e.expires < Date.now()) {
-      this.#entries.delete(key);
-      return undefined;
-    }
-    return e.text;
+    return this.#entries.get(this.#key(cache, hash))?.text;
   }
 
   set(cache: Cache, hash: string, text: string | null): void {
-    if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(this.#key(cache, hash), { text, expires: Date.now() + this.ttlMs });
+    this.#entries.set(this.#key(cache, hash), { text });
   }
 
   /** After a push or deletion in the cache: its entries are no longer used. */

@@ -1,13 +1,12 @@
 import type { Kysely } from 'kysely';
-import { parseStorePath, parseStorePathBaseName } from '../nix/store-path.ts';
+import { contentAddressedPath, parseContentAddress, parseStorePath, parseStorePathBaseName, type StorePath } from '../nix/store-path.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
-import { upsertObject } from '../db/repos/objects.ts';
-import { badRequest } from './errors.ts';
-
-
+import type { PathOutcome } from '../api/v1.ts';
+import { findObject, insertObjectIfAbsent, upsertObject } from '../db/repos/objects.ts';
+import { badRequest, conflict, excerpt } from './errors.ts';
 export interface ValidPath extends PathInfo {
   hash: string;
 }
@@ -30,13 +29,13 @@ export function validatePathMetadata(cache: CacheRow, m: PathInfo, expectedHash?
     if (!Array.isArray(m.sigs) || m.sigs.some((s) => typeof s !== 'string' || !/^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s))) {
       throw badRequest('signatures must be strings of the form NAME:BASE64');
     }
-    if (m.ca !== undefined && (typeof m.ca !== 'string' || !/^(fixed|text):\S+$/.test(m.ca))) {
-      throw badRequest(`invalid CA field '${m.ca}'`);
-    }
+    if (m.ca !== undefined && typeof m.ca !== 'string') throw badRequest('the CA field must be a string');
+    const narHash = formatSha256Nix32(parseSha256(m.narHash));
+    if (m.ca !== undefined) checkContentAddress(sp, m.ca, references, narHash);
     return {
       storePath: sp.path,
       hash: sp.hash,
-      narHash: formatSha256Nix32(parseSha256(m.narHash)),
+      narHash,
       narSize: m.narSize,
       references,
       deriver,
@@ -49,14 +48,35 @@ export function validatePathMetadata(cache: CacheRow, m: PathInfo, expectedHash?
   }
 }
 
-/** Makes the path visible in the cache: the last step of every push. */
+/**
+ * As Nix does on import: a content-addressed path's name must follow from its CA field and
+ * references, and a `fixed:r:sha256` one (without a self-reference) hashes to its own NAR hash.
+ */
+function checkContentAddress(sp: StorePath, caField: string, references: string[], narHash: string): void {
+  const ca = parseContentAddress(caField);
+  const expected = contentAddressedPath(ca, sp.name, references, sp.baseName, sp.storeDir);
+  if (expected !== sp.path) {
+    throw badRequest(`${sp.path} does not follow from its CA field '${excerpt(caField)}' and references: that content is ${expected}`);
+  }
+  if (ca.method === 'recursive' && ca.algorithm === 'sha256' && !references.includes(sp.baseName)) {
+    if (formatSha256Nix32(ca.digest) !== narHash) {
+      throw badRequest(`NarHash ${narHash} of ${sp.path} does not match its CA field '${caField}'`);
+    }
+  }
+}
+
+/**
+ * Makes the path visible in the cache: the last step of every push. The first NAR of a path is
+ * kept: a different one (or different references) is a conflict unless `replace` is set.
+ */
 export async function recordPath(
   db: Kysely<Database>,
   cache: CacheRow,
   p: ValidPath,
   nar: NarRow,
   sub: string | null,
-): Promise<void> {
+  replace = false,
+): Promise<PathOutcome> {
   if (nar.nar_hash !== p.narHash || nar.nar_size !== p.narSize) {
     throw badRequest(
       `NarHash/NarSize mismatch for ${p.storePath}: claimed ${p.narHash} (${p.narSize} bytes), ` +
@@ -66,7 +86,7 @@ export async function recordPath(
   // Signatures under the cache's own key names are dropped when served (core/narinfo.ts).
   const clientSigs = [...new Set(p.sigs)];
   const now = Date.now();
-  await upsertObject(db, {
+  const row = {
     cache_id: cache.id,
     store_path_hash: p.hash,
     store_path: p.storePath,
@@ -80,5 +100,24 @@ export async function recordPath(
     created_by: sub,
     created_at: now,
     last_accessed_at: now,
-  });
+  };
+  for (;;) {
+    const existing = await findObject(db, cache.id, p.hash);
+    if (!existing) {
+      if (await insertObjectIfAbsent(db, row)) return 'created';
+      continue; // a concurrent push recorded it first: decide against that one
+    }
+    if (existing.nar_id === nar.id && existing.references === row.references) {
+      await upsertObject(db, { ...row, created_by: existing.created_by });
+      return 'unchanged';
+    }
+    if (!replace) {
+      throw conflict(
+        `${p.storePath} is already in cache '${cache.name}' with a different NAR or references ` +
+          `(NarHash ${existing.nar.nar_hash}); the first upload is kept. Replacing it needs the 'delete' permission and ?replace=true`,
+      );
+    }
+    await upsertObject(db, row);
+    return 'replaced';
+  }
 }

@@ -6,24 +6,37 @@ import { parseNarInfo, type PathInfo } from '../nix/narinfo.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
+import { findVisibleChunks } from '../db/repos/chunks.ts';
 import { findNarInCache, findNarUpload, recordNarUpload } from '../db/repos/nars.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { ingestNar } from './ingest.ts';
 import { commitNar } from './nar-commit.ts';
 import { recordPath, validatePathMetadata } from './paths.ts';
-import { badRequest } from './errors.ts';
+import type { PathOutcome } from '../api/v1.ts';
+import { badRequest, tooLarge } from './errors.ts';
 
 export interface PushDeps {
   db: Kysely<Database>;
   store: ChunkStore;
   chunking: ChunkingParams;
   maxNarSize: number;
+  /** Overrides of maxNarSize by cache name. */
+  maxNarSizePerCache?: Record<string, number>;
+  /** Decompressed bytes allowed per received byte of a compressed upload (0 = any). */
+  maxExpansionRatio?: number;
+}
+
+/** The largest NAR `cache` accepts. */
+export function narSizeLimit(d: Pick<PushDeps, 'maxNarSize' | 'maxNarSizePerCache'>, cache: CacheRow): number {
+  return d.maxNarSizePerCache?.[cache.name] ?? d.maxNarSize;
 }
 
 export interface UploadResult {
   kind: 'uploaded' | 'deduplicated';
+  /** Whether the path was new, already there with this NAR, or replaced (`?replace=true`). */
+  outcome: PathOutcome;
   nar_size: number;
-  /** Uncompressed bytes of chunks that were new to the server. */
+  /** Uncompressed bytes of chunks the caller could not already read (so nothing about other caches). */
   new_chunk_bytes: number;
 }
 
@@ -55,7 +68,8 @@ export async function receiveNixNar(
     // Decompressing, like all the work per byte, happens in the ingest's worker session.
     ingested = await ingestNar(d.db, d.store, body, {
       chunking: d.chunking,
-      maxNarSize: d.maxNarSize,
+      maxNarSize: narSizeLimit(d, cache),
+      maxExpansionRatio: d.maxExpansionRatio,
       compression,
       inputName: fileName,
     });
@@ -82,7 +96,8 @@ export async function receiveNixNarInfo(
   hashPart: string,
   text: string,
   sub: string | null,
-): Promise<void> {
+  replace = false,
+): Promise<PathOutcome> {
   let info;
   try {
     info = parseNarInfo(text);
@@ -98,28 +113,35 @@ export async function receiveNixNarInfo(
   if (!nar) {
     throw badRequest(`narinfo for ${p.storePath} refers to ${info.url}, which was not uploaded to cache '${cache.name}'`);
   }
-  await recordPath(d.db, cache, p, nar, sub);
+  return recordPath(d.db, cache, p, nar, sub, replace);
 }
 
-/** Loft's own single-request push: metadata in a header, the raw NAR as the body. */
+/**
+ * Loft's own single-request push: metadata in a header, the raw NAR as the body. `pullable` are
+ * the caches the caller may read: the answer counts as known only chunks visible through them,
+ * so it never tells whether content exists in a cache the caller cannot read.
+ */
 export async function uploadPath(
   d: PushDeps,
   cache: CacheRow,
+  pullable: number[],
   meta: PathInfo,
   body: AsyncIterable<Buffer>,
   sub: string | null,
+  replace = false,
 ): Promise<UploadResult> {
   const p = validatePathMetadata(cache, meta);
-  const ingested = await ingestNar(d.db, d.store, body, { chunking: d.chunking, maxNarSize: d.maxNarSize });
+  const limit = narSizeLimit(d, cache);
+  if (p.narSize > limit) throw tooLarge(`NarSize ${p.narSize} exceeds the limit of ${limit} bytes for cache '${cache.name}'`);
+  const ingested = await ingestNar(d.db, d.store, body, { chunking: d.chunking, maxNarSize: limit });
   if (ingested.narSize !== p.narSize) {
     throw badRequest(`NarSize mismatch: claimed ${p.narSize}, received ${ingested.narSize} bytes`);
   }
   if (ingested.narHash !== p.narHash) throw badRequest(`NarHash mismatch: claimed ${p.narHash}, received ${ingested.narHash}`);
+  const unique = [...new Map(ingested.chunks.map((c) => [c.hash, c])).values()];
+  const known = await findVisibleChunks(d.db, unique.map((c) => c.hash), pullable, cache.id);
+  const newToCaller = unique.filter((c) => !known.has(c.hash)).reduce((sum, c) => sum + c.size, 0);
   const nar = await commitNar(d.db, d.store, ingested.chunks, ingested, { verifyContent: false });
-  await recordPath(d.db, cache, p, nar, sub);
-  return {
-    kind: ingested.newChunkBytes === 0 ? 'deduplicated' : 'uploaded',
-    nar_size: p.narSize,
-    new_chunk_bytes: ingested.newChunkBytes,
-  };
+  const outcome = await recordPath(d.db, cache, p, nar, sub, replace);
+  return { kind: newToCaller === 0 ? 'deduplicated' : 'uploaded', outcome, nar_size: p.narSize, new_chunk_bytes: newToCaller };
 }

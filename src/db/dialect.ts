@@ -1,6 +1,9 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../storage/modes.ts';
 import type { Database } from './schema.ts';
 
 export type DialectKind = 'sqlite' | 'postgres';
@@ -73,6 +76,7 @@ export function openDatabase(cfg: DatabaseConfig): Db {
     return { kysely, kind, poolStats, close: () => kysely.destroy() };
   }
   const file = cfg.url.replace(/^sqlite:(\/\/)?/, '');
+  if (file !== ':memory:') createPrivately(file);
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
@@ -80,6 +84,15 @@ export function openDatabase(cfg: DatabaseConfig): Db {
   sqlite.pragma('busy_timeout = 5000');
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return { kysely, kind, close: () => kysely.destroy() };
+}
+
+/**
+ * The database holds signing keys: its folder is created 0700 and the file 0600 before SQLite
+ * opens it (SQLite gives its -wal and -shm files the database file's mode).
+ */
+function createPrivately(file: string): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
+  closeSync(openSync(file, 'a', PRIVATE_FILE));
 }
 
 const STATEMENT_CACHE_SIZE = 500;

@@ -10,7 +10,9 @@ import {
   type TokenAuthority,
 } from '../token/index.ts';
 import type { CacheRow } from '../db/schema.ts';
-import { forbidden, notFound, unauthorized } from '../core/errors.ts';
+import { badRequest, forbidden, notFound, unauthorized } from '../core/errors.ts';
+import { invalidCacheNameMessage } from '../core/caches.ts';
+import { isValidCacheName } from '../token/patterns.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -64,6 +66,8 @@ export class AccessControl {
     perm: Permission,
     find: (name: string) => Promise<C | undefined>,
   ): Promise<{ cache: C; principal: Principal }> {
+    // No cache can have an invalid name: refused before any lookup (and before it is quoted back).
+    if (!isValidCacheName(name)) throw badRequest(invalidCacheNameMessage(name));
     const principal = await this.principalOf(req);
     const cache = await find(name);
     const publicPull = cache?.is_public === 1 && perm === 'pull';
@@ -80,6 +84,18 @@ export class AccessControl {
     if (!cache) throw notFound(`no such cache '${name}'`);
     req.cache = cache;
     return { cache, principal };
+  }
+
+  /**
+   * `?replace=true` on a push: replacing a path's NAR destroys what others pulled, so it needs
+   * `delete` on the cache as well as `push`. False when not asked.
+   */
+  async replaceRequested(req: FastifyRequest, cacheName: string, find: (name: string) => Promise<CacheRow | undefined>): Promise<boolean> {
+    const value = (req.query as Record<string, unknown> | undefined)?.replace;
+    if (value === undefined || value === 'false') return false;
+    if (value !== 'true') throw badRequest("replace must be 'true' or 'false'");
+    await this.requireOnCache(req, cacheName, 'delete', find);
+    return true;
   }
 
   /** A permission that does not concern an existing cache (create_cache, admin). */

@@ -1,6 +1,9 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Services } from './services.ts';
 import { errorHandler } from './errors.ts';
+import { pacedBody } from './body.ts';
+import { limitPushConcurrency } from './push-limiter.ts';
+import { unauthorized } from '../core/errors.ts';
 import { binaryCacheRoutes } from './routes/binary-cache.ts';
 import { cacheRoutes } from './routes/caches.ts';
 import { pushApiRoutes } from './routes/push-api.ts';
@@ -15,6 +18,22 @@ import { statsRoutes } from './routes/stats.ts';
 import { dashboardApiRoutes } from './routes/dashboard-api.ts';
 import { installObservation } from './observe.ts';
 import { requireMetricsScrape } from './access.ts';
+
+/**
+ * Before any body is read: API requests with a body need a valid token (every one of them needs
+ * a permission anonymous callers never have; the handler then checks the exact one), and JSON
+ * bodies, which fastify parses before the handler runs, are held to the body pace.
+ */
+function guardBodies(app: FastifyInstance, s: Services): void {
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (!hasBody) return payload;
+    if (req.url.startsWith('/_api/') && (await s.access.principalOf(req)).isAnonymous) {
+      throw unauthorized(`${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]} needs a token`);
+    }
+    return req.headers['content-type']?.startsWith('application/json') ? pacedBody(req, payload, s.config) : payload;
+  });
+}
 
 export interface AppOptions {
   logger?: boolean | { level: string };
@@ -32,7 +51,13 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
     keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    requestTimeout: s.config.requestTimeoutMs,
+    // Node enforces headersTimeout/requestTimeout on this tick (default 30 s, too coarse for the former).
+    http: { connectionsCheckingInterval: 1000 },
   });
+  app.server.headersTimeout = s.config.headersTimeoutMs;
+  guardBodies(app, s);
+  limitPushConcurrency(app, s);
   // Uploads (NARs, chunks) are streamed by their handlers: leave non-JSON bodies unread.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   app.setErrorHandler(errorHandler);

@@ -2,8 +2,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { generateHs256Secret, ALL_PERMISSIONS } from '../token/index.ts';
 import { recordIssuedToken } from '../db/repos/tokens.ts';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../storage/modes.ts';
 import type { ServerConfig } from './config.ts';
 import type { Services } from './services.ts';
+
+/** The data directory, created private (0700) if it does not exist yet, whatever the token algorithm. */
+export async function ensureDataDir(cfg: ServerConfig): Promise<void> {
+  await mkdir(cfg.dataDir, { recursive: true, mode: PRIVATE_DIR });
+}
 
 /**
  * Embedded defaults: without a configured HS256 secret, one is generated
@@ -17,9 +23,9 @@ export async function ensureTokenSecret(cfg: ServerConfig): Promise<ServerConfig
   try {
     secret = (await readFile(file, 'utf8')).trim();
   } catch {
-    await mkdir(cfg.dataDir, { recursive: true });
+    await ensureDataDir(cfg);
     secret = generateHs256Secret();
-    await writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+    await writeFile(file, secret + '\n', { mode: PRIVATE_FILE, flag: 'wx' });
   }
   return { ...cfg, auth: { ...a, hs256Secret: secret } };
 }
@@ -51,12 +57,12 @@ export async function firstStart(s: Services): Promise<StartupReport> {
     } catch {
       const issued = await s.tokens.issue({
         sub: 'admin',
-        validitySeconds: 365 * 86400,
+        validitySeconds: Math.min(365 * 86400, cfg.auth.maxTokenValiditySeconds),
         caches: { '*': [...ALL_PERMISSIONS] },
         admin: true,
       });
-      await mkdir(cfg.dataDir, { recursive: true });
-      await writeFile(file, issued.token + '\n', { mode: 0o600 });
+      await ensureDataDir(cfg);
+      await writeFile(file, issued.token + '\n', { mode: PRIVATE_FILE });
       await recordIssuedToken(s.kysely, {
         jti: issued.jti,
         sub: 'admin',

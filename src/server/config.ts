@@ -5,6 +5,7 @@ import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { StorageConfig } from '../storage/index.ts';
 import { isValidCacheName } from '../token/patterns.ts';
 import { invalidCacheNameMessage } from '../core/caches.ts';
+import { parseDuration } from '../token/duration.ts';
 
 /** Every key, its default and its env override are documented in docs/config.md. */
 export interface ServerConfig {
@@ -25,6 +26,12 @@ export interface ServerConfig {
   maxMetadataBytes: number;
   /** An upload that sends no byte for this long is aborted (Nix 2.8 retries PUTs without a body). */
   bodyIdleTimeoutMs: number;
+  /** Bytes per second a request body must average after its first 10 s (0 = no minimum). */
+  minBodyRate: number;
+  /** Node's headersTimeout: the request line and headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** Node's requestTimeout: a whole request, body included, must arrive within this (0 = none). */
+  requestTimeoutMs: number;
   database: { url: string; poolSize: number; statementTimeoutMs: number };
   storage: StorageConfig;
   /** Pack files (docs/storage.md): a pack is closed at this many bytes. */
@@ -41,6 +48,8 @@ export interface ServerConfig {
     issuer?: string;
     audience?: string;
     revocationTtlMs: number;
+    /** Longest validity a token may be issued with (auth.max_token_validity, default 1y). */
+    maxTokenValiditySeconds: number;
   };
   gc: {
     intervalSeconds: number;
@@ -56,6 +65,7 @@ export interface ServerConfig {
     historyFlushSeconds: number;
     historyDays: number;
   };
+  limits: PushLimits;
   /** `[caches.NAME]` tables (and LOFT_SIGNING_KEY[_FILE] for the default cache): applied at every start. */
   declaredCaches: DeclaredCache[];
 }
@@ -68,6 +78,16 @@ export interface DeclaredCache {
   /** Used only when the cache is created. */
   isPublic: boolean;
   signingKeys?: KeySource;
+}
+
+/** The work one push may cause ([limits], docs/config.md). */
+export interface PushLimits {
+  /** Pushes one token may have in flight on this replica; more get 429 with Retry-After (0 = no limit). */
+  maxConcurrentPushesPerToken: number;
+  /** Decompressed NAR bytes per received byte of a `nix copy` upload, beyond its first 64 MiB (0 = no limit). */
+  maxExpansionRatio: number;
+  /** max_nar_size for particular caches, by name. */
+  maxNarSizePerCache: Record<string, number>;
 }
 
 type Table = Record<string, unknown>;
@@ -91,6 +111,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
   const au = t.table('auth');
   const gc = t.table('gc');
   const me = t.table('metrics');
+  const li = t.table('limits');
   const storageType = env.LOFT_STORAGE_TYPE ?? st.str('type', 'local');
   let storage: StorageConfig;
   if (storageType === 'local') {
@@ -122,10 +143,13 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
     accessLog: parseAccessLog(env.LOFT_ACCESS_LOG ?? t.str('access_log', 'info')),
     defaultCache: env.LOFT_DEFAULT_CACHE ?? t.str('default_cache', 'main'),
     keyNamePrefix: t.str('key_name_prefix', 'loft'),
-    maxNarSize: t.num('max_nar_size', 64 * 1024 * MiB),
+    maxNarSize: t.num('max_nar_size', 16 * 1024 * MiB),
     maxChunkRequestBytes: t.num('max_chunk_request_bytes', 32 * MiB),
     maxMetadataBytes: t.num('max_metadata_bytes', 1 * MiB),
     bodyIdleTimeoutMs: t.num('body_idle_timeout_ms', 30_000),
+    minBodyRate: t.num('min_body_rate', 1024),
+    headersTimeoutMs: t.num('headers_timeout_ms', 30_000),
+    requestTimeoutMs: t.num('request_timeout_ms', 2 * 3600_000),
     database: {
       url: env.LOFT_DATABASE_URL ?? db.str('url', `sqlite:${path.join(dataDir, 'loft.db')}`),
       poolSize: db.num('pool_size', 10),
@@ -148,6 +172,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       issuer: au.optStr('issuer'),
       audience: au.optStr('audience'),
       revocationTtlMs: au.num('revocation_ttl_ms', 5000),
+      maxTokenValiditySeconds: configDuration('auth.max_token_validity', env.LOFT_MAX_TOKEN_VALIDITY ?? au.str('max_token_validity', '1y')),
     },
     gc: {
       intervalSeconds: gc.num('interval_seconds', 3600),
@@ -161,6 +186,11 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       historyDays: me.num('history_days', 90),
     },
     declaredCaches: declaredCaches(t, env, env.LOFT_DEFAULT_CACHE ?? t.str('default_cache', 'main')),
+    limits: {
+      maxConcurrentPushesPerToken: li.num('max_concurrent_pushes_per_token', 32),
+      maxExpansionRatio: li.num('max_expansion_ratio', 1000),
+      maxNarSizePerCache: li.table('max_nar_size_per_cache').numbers(),
+    },
   };
 }
 
@@ -206,6 +236,14 @@ function declaredCaches(t: TomlReader, env: NodeJS.ProcessEnv, defaultCache: str
   return [...out.values()];
 }
 
+function configDuration(key: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (e) {
+    throw new Error(`config: ${key}: ${(e as Error).message}`);
+  }
+}
+
 function parseListen(s: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(s);
   if (!m) throw new Error(`config: listen must be HOST:PORT, not "${s}"`);
@@ -247,6 +285,10 @@ class TomlReader {
       throw new Error(`config: ${this.prefix}${key} must be a non-negative number`);
     }
     return n;
+  }
+  /** Every key of the table, each a non-negative number. */
+  numbers(): Record<string, number> {
+    return Object.fromEntries(Object.keys(this.t).map((k) => [k, this.num(k, 0)]));
   }
   bool(key: string, dflt: boolean): boolean {
     const v = this.get(key) ?? dflt;

@@ -1,5 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { LoftError, type ErrorKind } from '../core/errors.ts';
+import { LoftError, TooManyRequestsError, type ErrorKind } from '../core/errors.ts';
+
+/** Messages may quote client input; none is answered or logged longer than this. */
+const MAX_MESSAGE = 1000;
 import { TokenError } from '../token/index.ts';
 import { NixFormatError } from '../nix/errors.ts';
 import { storageFault } from '../storage/faults.ts';
@@ -12,6 +15,8 @@ const STATUS: Record<ErrorKind, number> = {
   conflict: 409,
   payload_too_large: 413,
   unsupported_media: 415,
+  timeout: 408,
+  too_many_requests: 429,
   unavailable: 503,
 };
 
@@ -27,6 +32,7 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   if (err instanceof LoftError) {
     status = STATUS[err.kind];
     code = err.kind;
+    if (err.cause !== undefined) req.log.error({ err: err.cause }, err.message);
   } else if (err instanceof TokenError) {
     status = 401;
     code = 'unauthorized';
@@ -58,6 +64,8 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     message = 'internal server error';
     req.log.error({ err }, 'request failed');
   }
+  if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}… (truncated)`;
+  if (err instanceof TooManyRequestsError) reply.header('retry-after', String(err.retryAfterSeconds));
   // The challenge lets Nix send its netrc credentials; scripts (the dashboard) set X-Requested-With so the
   // browser shows its own sign-in form instead of a password prompt.
   if (status === 401 && req.headers['x-requested-with'] === undefined) reply.header('www-authenticate', 'Basic realm="loft", charset="UTF-8"');

@@ -1,7 +1,7 @@
 import { buildApp } from './app.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { createServices } from './services.ts';
-import { ensureTokenSecret, firstStart } from './bootstrap.ts';
+import { ensureDataDir, ensureTokenSecret, firstStart } from './bootstrap.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { openDatabase } from '../db/dialect.ts';
 import { startJobs } from './jobs.ts';
@@ -33,6 +33,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     }
     return;
   }
+  await ensureDataDir(cfg);
   cfg = await ensureTokenSecret(cfg);
   const services = await createServices(cfg);
   let report: Awaited<ReturnType<typeof firstStart>>;

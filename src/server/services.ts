@@ -45,6 +45,7 @@ export async function tokenAuthorityFor(cfg: ServerConfig): Promise<TokenAuthori
     publicKeyPem: a.publicKeyFile ? await readFile(a.publicKeyFile, 'utf8') : undefined,
     issuer: a.issuer,
     audience: a.audience,
+    maxValiditySeconds: a.maxTokenValiditySeconds,
   });
 }
 
@@ -75,7 +76,14 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     caches: new CacheService(db.kysely, config.keyNamePrefix),
     tokens,
     access: new AccessControl(tokens, revocations, config.auth.adminToken),
-    push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
+    push: {
+      db: db.kysely,
+      store: chunkStore,
+      chunking: config.chunking,
+      maxNarSize: config.maxNarSize,
+      maxNarSizePerCache: config.limits.maxNarSizePerCache,
+      maxExpansionRatio: config.limits.maxExpansionRatio,
+    },
     metrics,
     narinfoCache: new NarInfoCache(),
     usage,

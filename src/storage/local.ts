@@ -4,6 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } f
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { assertValidKey, assertValidPrefix } from './keys.ts';
+import { PRIVATE_DIR, PRIVATE_FILE } from './modes.ts';
 import { assertValidRange } from './range.ts';
 import { BlobNotFoundError, type BlobListing, type BlobStore, type ByteRange } from './types.ts';
 
@@ -31,7 +32,7 @@ export class LocalBlobStore implements BlobStore {
     const tmp = path.join(dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
     let size: number;
     try {
-      const handle = await open(tmp, 'wx');
+      const handle = await open(tmp, 'wx', PRIVATE_FILE);
       try {
         await writeFile(handle, body);
         size = (await handle.stat()).size;
@@ -90,11 +91,11 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async check(): Promise<void> {
-    await mkdir(this.#root, { recursive: true });
+    await mkdir(this.#root, { recursive: true, mode: PRIVATE_DIR });
     const probe = path.join(this.#root, `${TEMP_PREFIX}healthz-${randomBytes(8).toString('hex')}`);
     const payload = randomBytes(16);
     try {
-      await writeFile(probe, payload, { flag: 'wx' });
+      await writeFile(probe, payload, { flag: 'wx', mode: PRIVATE_FILE });
       if (!(await readFile(probe)).equals(payload)) throw new Error(`local storage probe read back different bytes (${probe})`);
     } finally {
       await rm(probe, { force: true });
@@ -147,7 +148,7 @@ export class LocalBlobStore implements BlobStore {
     let ready = this.#readyDirs.get(dir);
     if (!ready) {
       ready = (async () => {
-        await mkdir(dir, { recursive: true });
+        await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
         for (let d = dir; d !== this.#root; d = path.dirname(d)) await fsyncDir(path.dirname(d));
       })();
       ready.catch(() => this.#readyDirs.delete(dir));

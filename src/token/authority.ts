@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { accessToClaim, checkIdClaim, LOFT_CLAIM, parseAccess, type LoftClaims } from './claims.ts';
+import { formatDuration } from './duration.ts';
 import { TokenError } from './errors.ts';
 import { toTokenError } from './jose-errors.ts';
 import { loadKeys, type TokenAlgorithm, type TokenKeys } from './keys.ts';
@@ -23,7 +24,11 @@ export interface TokenConfig {
   maxTokenBytes?: number;
   /** Default 30. */
   clockToleranceSeconds?: number;
+  /** Longest validity issue() grants; default one year. */
+  maxValiditySeconds?: number;
 }
+
+export const DEFAULT_MAX_VALIDITY_SECONDS = 365 * 86400;
 
 export interface IssueOptions {
   sub: string;
@@ -84,6 +89,10 @@ export class TokenAuthority {
     if (!Number.isSafeInteger(opts.validitySeconds) || opts.validitySeconds <= 0) {
       throw new RangeError('validitySeconds must be a positive integer');
     }
+    const max = this.#cfg.maxValiditySeconds ?? DEFAULT_MAX_VALIDITY_SECONDS;
+    if (opts.validitySeconds > max) {
+      throw new RangeError(`token validity ${formatDuration(opts.validitySeconds)} exceeds this server's maximum of ${formatDuration(max)} (auth.max_token_validity)`);
+    }
     if (opts.notBefore && Number.isNaN(opts.notBefore.getTime())) throw new RangeError('notBefore is an invalid date');
     // Same validator as verify(), so an issued token is always one we accept.
     const access = parseAccess({ caches: opts.caches, ...(opts.admin ? { admin: true } : {}) });
@@ -141,10 +150,12 @@ export class TokenAuthority {
       requiredClaims: ['exp', 'sub', 'jti'],
     });
     const access = parseAccess(payload[LOFT_CLAIM]);
+    const expiresAt = new Date(payload.exp! * 1000);
+    if (Number.isNaN(expiresAt.getTime())) throw new TokenError("invalid 'exp' claim: not a representable time");
     return new Principal({
       sub: checkIdClaim('sub', payload.sub),
       jti: checkIdClaim('jti', payload.jti),
-      expiresAt: new Date(payload.exp! * 1000),
+      expiresAt,
       isAdmin: access.admin,
       caches: access.caches,
     });

@@ -17,3 +17,15 @@ export function parseDuration(s: string): number {
   if (total === 0) throw new RangeError(`invalid duration '${s}': must be greater than zero`);
   return total;
 }
+
+/** Seconds → the shortest duration string parseDuration reads back to the same value (`31536000` → `1y`). */
+export function formatDuration(seconds: number): string {
+  let rest = seconds;
+  let out = '';
+  for (const [unit, size] of Object.entries(UNIT_SECONDS)) {
+    const n = Math.floor(rest / size);
+    if (n > 0) out += `${n}${unit}`;
+    rest -= n * size;
+  }
+  return out || '0s';
+}

@@ -1,8 +1,8 @@
 /** Public surface of the token module, for the HTTP server and the CLI. */
 export { authenticate } from './authenticate.ts';
-export { TokenAuthority, type IssueOptions, type IssuedToken, type TokenConfig } from './authority.ts';
+export { DEFAULT_MAX_VALIDITY_SECONDS, TokenAuthority, type IssueOptions, type IssuedToken, type TokenConfig } from './authority.ts';
 export { LOFT_CLAIM, MAX_PATTERNS, type LoftAccess, type LoftClaims } from './claims.ts';
-export { parseDuration } from './duration.ts';
+export { formatDuration, parseDuration } from './duration.ts';
 export { TokenError } from './errors.ts';
 export { extractToken } from './header.ts';
 export { generateHs256Secret, type TokenAlgorithm } from './keys.ts';

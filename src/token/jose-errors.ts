@@ -6,8 +6,11 @@ export interface Expectations {
   audience?: string;
 }
 
-const when = (seconds: unknown) =>
-  typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : 'an invalid time';
+const when = (seconds: unknown) => {
+  const date = typeof seconds === 'number' ? new Date(seconds * 1000) : undefined;
+  // Beyond ±8.64e15 ms a Date is invalid and toISOString throws.
+  return date && !Number.isNaN(date.getTime()) ? date.toISOString() : 'an invalid time';
+};
 
 /**
  * Turns whatever verification threw into a TokenError with a specific

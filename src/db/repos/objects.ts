@@ -64,6 +64,17 @@ export async function findMissingPaths(
   return hashes.filter((h) => !present.has(h));
 }
 
+/** Inserts the cache's entry for a store path unless it has one; false when another push got there first. */
+export async function insertObjectIfAbsent(db: Kysely<Database>, obj: NewObject): Promise<boolean> {
+  const inserted = await db
+    .insertInto('objects')
+    .values(obj)
+    .onConflict((oc) => oc.columns(['cache_id', 'store_path_hash']).doNothing())
+    .returning('store_path_hash')
+    .executeTakeFirst();
+  return inserted !== undefined;
+}
+
 /** Inserts or replaces the cache's entry for a store path (re-push, re-signing by `nix store sign`). */
 export async function upsertObject(db: Kysely<Database>, obj: NewObject): Promise<void> {
   await db

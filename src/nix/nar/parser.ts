@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { Writable } from 'node:stream';
 import { NixFormatError } from '../errors.ts';
 import { MAX_NAME_BYTES, MAX_TARGET_BYTES, NAR_MAGIC, padding } from './format.ts';
@@ -11,6 +12,43 @@ type Request = { kind: 'read'; n: number } | { kind: 'skip'; n: number };
 type Grammar = Generator<Request, void, Buffer>;
 
 const EMPTY = Buffer.alloc(0);
+
+/** A directory whose entries are being read; `previous` is the last entry name, for the sort check. */
+interface OpenDirectory {
+  path: string;
+  previous: Buffer | undefined;
+}
+
+/**
+ * Names are bytes in a NAR. Valid UTF-8 decodes as such; any other byte becomes a lone surrogate
+ * U+DC80..U+DCFF (Python's "surrogateescape"), which UTF-8 text can never produce, so distinct
+ * names stay distinct in paths and listings (JSON writes them as "\\udcXX").
+ */
+export function decodeName(bytes: Buffer): string {
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const len = utf8SequenceLength(bytes, i);
+    if (len > 0) {
+      out += bytes.toString('utf8', i, i + len);
+      i += len;
+    } else {
+      out += String.fromCharCode(0xdc00 | bytes[i]);
+      i += 1;
+    }
+  }
+  return out;
+}
+
+/** Length of the well-formed UTF-8 sequence starting at `i`, or 0 if the byte there does not start one. */
+function utf8SequenceLength(b: Buffer, i: number): number {
+  const c = b[i];
+  if (c < 0x80) return 1;
+  const len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (len === 0 || i + len > b.length) return 0;
+  return isUtf8(b.subarray(i, i + len)) ? len : 0;
+}
 
 /**
  * Streaming NAR validator. The grammar is a generator that yields byte requests; `_write` feeds it
@@ -127,6 +165,10 @@ export class NarParser extends Writable {
     return s;
   }
 
+  /**
+   * The whole archive as one loop over an explicit stack of open directories, not recursion:
+   * each token costs the same at any depth (nested `yield*` would resume every level per token).
+   */
   *#archive(): Grammar {
     const start = this.bytesSeen;
     let magic: Buffer;
@@ -136,64 +178,81 @@ export class NarParser extends Writable {
       this.#fail(start, 'bad magic, not a NAR');
     }
     if (magic.toString('latin1') !== NAR_MAGIC) this.#fail(start, 'bad magic, not a NAR');
-    yield* this.#node('', 0);
-  }
 
-  *#node(path: string, depth: number): Generator<Request, void, Buffer> {
-    yield* this.#token('(');
-    yield* this.#token('type');
-    const type = yield* this.#token('regular', 'directory', 'symlink');
-    if (type === 'regular') {
-      const executable = (yield* this.#token('executable', 'contents')) === 'executable';
-      if (executable) {
-        const start = this.bytesSeen;
-        const marker = yield* this.#u64("executable marker ''");
-        if (marker !== 0) this.#fail(start, 'executable marker has a non-empty value');
-        yield* this.#token('contents');
+    const open: OpenDirectory[] = [];
+    let path = '';
+    for (;;) {
+      // One node at `path`.
+      yield* this.#token('(');
+      yield* this.#token('type');
+      const type = yield* this.#token('regular', 'directory', 'symlink');
+      if (type === 'directory') {
+        if (open.length >= MAX_DEPTH) this.#fail(this.bytesSeen, `directories nested deeper than ${MAX_DEPTH}`);
+        this.emit('entry', { type: 'directory', path } satisfies NarEntry);
+        open.push({ path, previous: undefined });
+      } else {
+        if (type === 'regular') yield* this.#regular(path);
+        else yield* this.#symlink(path);
+        yield* this.#token(')');
+        if (open.length === 0) return;
+        yield* this.#token(')'); // closes the directory entry holding this node
       }
-      const size = yield* this.#u64('file size');
-      this.emit('entry', { type: 'regular', path, size, executable, narOffset: this.bytesSeen } satisfies NarEntry);
-      this.#expecting = `${size} bytes of contents of '${path}'`;
-      yield { kind: 'skip', n: size };
-      yield* this.#padding(size, `contents of '${path}'`);
-    } else if (type === 'symlink') {
-      yield* this.#token('target');
-      const start = this.bytesSeen;
-      const target = yield* this.#string(MAX_TARGET_BYTES, 'symlink target');
-      if (target.length === 0) this.#fail(start, `empty symlink target for '${path}'`);
-      if (target.includes(0)) this.#fail(start, `NUL byte in symlink target for '${path}'`);
-      this.emit('entry', { type: 'symlink', path, target: target.toString('utf8') } satisfies NarEntry);
-    } else {
-      if (depth >= MAX_DEPTH) this.#fail(this.bytesSeen, `directories nested deeper than ${MAX_DEPTH}`);
-      this.emit('entry', { type: 'directory', path } satisfies NarEntry);
-      let previous: Buffer | undefined;
-      while ((yield* this.#token('entry', ')')) === 'entry') {
-        yield* this.#token('(');
-        yield* this.#token('name');
-        const start = this.bytesSeen;
-        const name = yield* this.#string(MAX_NAME_BYTES, 'entry name');
-        this.#checkName(name, previous, path, start);
-        previous = name;
-        yield* this.#token('node');
-        yield* this.#node(path === '' ? name.toString('utf8') : `${path}/${name.toString('utf8')}`, depth + 1);
+      // The next entry of the innermost open directory, closing the directories that end here.
+      for (;;) {
+        const dir = open[open.length - 1];
+        if ((yield* this.#token('entry', ')')) === 'entry') {
+          yield* this.#token('(');
+          yield* this.#token('name');
+          const nameStart = this.bytesSeen;
+          const name = yield* this.#string(MAX_NAME_BYTES, 'entry name');
+          this.#checkName(name, dir.previous, dir.path, nameStart);
+          dir.previous = name;
+          yield* this.#token('node');
+          path = dir.path === '' ? decodeName(name) : `${dir.path}/${decodeName(name)}`;
+          break;
+        }
+        open.pop();
+        if (open.length === 0) return;
         yield* this.#token(')');
       }
-      return; // the directory's ')' was consumed by the loop
     }
-    yield* this.#token(')');
+  }
+
+  *#regular(path: string): Generator<Request, void, Buffer> {
+    const executable = (yield* this.#token('executable', 'contents')) === 'executable';
+    if (executable) {
+      const start = this.bytesSeen;
+      const marker = yield* this.#u64("executable marker ''");
+      if (marker !== 0) this.#fail(start, 'executable marker has a non-empty value');
+      yield* this.#token('contents');
+    }
+    const size = yield* this.#u64('file size');
+    this.emit('entry', { type: 'regular', path, size, executable, narOffset: this.bytesSeen } satisfies NarEntry);
+    this.#expecting = `${size} bytes of contents of '${path}'`;
+    yield { kind: 'skip', n: size };
+    yield* this.#padding(size, `contents of '${path}'`);
+  }
+
+  *#symlink(path: string): Generator<Request, void, Buffer> {
+    yield* this.#token('target');
+    const start = this.bytesSeen;
+    const target = yield* this.#string(MAX_TARGET_BYTES, 'symlink target');
+    if (target.length === 0) this.#fail(start, `empty symlink target for '${path}'`);
+    if (target.includes(0)) this.#fail(start, `NUL byte in symlink target for '${path}'`);
+    this.emit('entry', { type: 'symlink', path, target: decodeName(target) } satisfies NarEntry);
   }
 
   #checkName(name: Buffer, previous: Buffer | undefined, dir: string, offset: number): void {
     const where = `in directory '${dir}'`;
     if (name.length === 0) this.#fail(offset, `empty entry name ${where}`);
-    const text = name.toString('utf8');
+    const text = decodeName(name);
     if (text === '.' || text === '..') this.#fail(offset, `entry name '${text}' ${where}`);
     if (name.includes(0x2f)) this.#fail(offset, `entry name '${text}' contains '/' ${where}`);
     if (name.includes(0)) this.#fail(offset, `entry name contains a NUL byte ${where}`);
     // Nix writes entries sorted; strict order also rules out duplicates.
     if (previous && Buffer.compare(previous, name) >= 0) {
       const kind = previous.equals(name) ? 'duplicate' : 'unsorted';
-      this.#fail(offset, `${kind} entry '${text}' after '${previous.toString('utf8')}' ${where}`);
+      this.#fail(offset, `${kind} entry '${text}' after '${decodeName(previous)}' ${where}`);
     }
   }
 }

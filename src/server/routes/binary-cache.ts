@@ -22,7 +22,7 @@ type FileParams = { cache: string; file: string };
  */
 export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
   const find = (name: string) => s.caches.find(name);
-  const idle = s.config.bodyIdleTimeoutMs;
+  const pace = s.config;
 
   app.get<{ Params: CacheParams }>('/:cache/nix-cache-info', async (req, reply) => {
     const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
@@ -34,7 +34,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
   // Nix PUTs nix-cache-info before its first upload; accept it when it agrees with the cache.
   app.put<{ Params: CacheParams }>('/:cache/nix-cache-info', async (req, reply) => {
     const { cache } = await s.access.requireOnCache(req, req.params.cache, 'push', find);
-    const info = parseCacheInfo(requireBody(await readSmallBody(req, 4096, idle), 'nix-cache-info').toString('utf8'));
+    const info = parseCacheInfo(requireBody(await readSmallBody(req, 4096, pace), 'nix-cache-info').toString('utf8'));
     if (info.storeDir !== cache.store_dir) {
       throw badRequest(`this cache holds paths of ${cache.store_dir}, not ${info.storeDir}`);
     }
@@ -71,14 +71,15 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     const [hash, ext] = splitFile(file);
     if (ext === 'ls') {
       // Loft generates listings from the NAR itself; an uploaded one is not needed.
-      await readSmallBody(req, s.config.maxMetadataBytes, idle);
+      await readSmallBody(req, s.config.maxMetadataBytes, pace);
       return reply.code(204).send();
     }
     if (ext !== 'narinfo') throw badRequest(`cannot upload '${file}': only <hash>.narinfo, <hash>.ls and nar/* are accepted`);
-    const text = requireBody(await readSmallBody(req, s.config.maxMetadataBytes, idle), 'narinfo').toString('utf8');
-    await receiveNixNarInfo(s.push, cache, hash, text, principal.sub);
-    pathPushed(s, req, cache, principal.sub, 'nix-copy', { path: hash });
-    return reply.code(204).send();
+    const text = requireBody(await readSmallBody(req, s.config.maxMetadataBytes, pace), 'narinfo').toString('utf8');
+    const replace = await s.access.replaceRequested(req, cache.name, find);
+    const outcome = await receiveNixNarInfo(s.push, cache, hash, text, principal.sub, replace);
+    pathPushed(s, req, cache, principal.sub, 'nix-copy', { path: hash, outcome });
+    return reply.code(204).header('x-loft-path', outcome).send();
   });
 
   app.get<{ Params: FileParams }>('/:cache/nar/:file', async (req, reply) => {
@@ -93,7 +94,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
 
   app.put<{ Params: FileParams }>('/:cache/nar/:file', async (req, reply) => {
     const { cache, principal } = await s.access.requireOnCache(req, req.params.cache, 'push', find);
-    const nar = await receiveNixNar(s.push, cache, req.params.file, bodyStream(req, idle));
+    const nar = await receiveNixNar(s.push, cache, req.params.file, bodyStream(req, pace));
     req.log.info({ sub: principal.sub, cache: cache.name, nar: nar.nar_hash, size: nar.nar_size }, 'NAR received');
     return reply.code(201).send();
   });

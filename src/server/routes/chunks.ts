@@ -24,7 +24,7 @@ const SERVER_VERSION = process.env.npm_package_version ?? '0.1.0';
 /** The negotiated chunk upload (docs/api.md#chunk-negotiation). */
 export function chunkRoutes(app: FastifyInstance, s: Services): void {
   const find = (name: string) => s.caches.find(name);
-  const deps: ChunkUploadDeps = { db: s.kysely, store: s.chunkStore, chunking: s.config.chunking };
+  const deps: ChunkUploadDeps = { ...s.push, db: s.kysely, store: s.chunkStore, chunking: s.config.chunking };
   const pullable = async (principal: Principal) => pullableCacheIds(await s.caches.list(), principal);
 
   app.get('/_api/v1/server-info', async () => ({
@@ -67,7 +67,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
     if (type !== CHUNKS_CONTENT_TYPE) {
       throw new LoftError('unsupported_media', `chunk uploads must be sent as ${CHUNKS_CONTENT_TYPE}, not ${type ?? 'nothing'}`);
     }
-    const body = bodyStream(req, s.config.bodyIdleTimeoutMs);
+    const body = bodyStream(req, s.config);
     const result = await receiveChunks(deps, cache, await pullable(principal), body, limit);
     req.log.info({ sub: principal.sub, cache: cache.name, ...result }, 'chunks received');
     return result;
@@ -76,6 +76,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
   app.post('/_api/v1/nar', { bodyLimit: NAR_COMMIT_BODY_LIMIT + s.config.maxMetadataBytes }, async (req, reply) => {
     const j = parseNarInfoJson(jsonText(req));
     const { cache, principal } = await s.access.requireOnCache(req, j.cache, 'push', find);
+    const replace = await s.access.replaceRequested(req, j.cache, find);
     const chunks = parseChunkHashes((j as { chunks?: unknown }).chunks, Number.MAX_SAFE_INTEGER);
     try {
       const result = await commitChunkedNar(deps, cache, {
@@ -83,6 +84,7 @@ export function chunkRoutes(app: FastifyInstance, s: Services): void {
         chunks,
         pullable: await pullable(principal),
         sub: principal.sub,
+        replace,
       });
       pathPushed(s, req, cache, principal.sub, 'chunks', { path: j.store_path, ...result });
       return result;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
 import { findMissingPaths } from '../../db/repos/objects.ts';
 import { uploadPath } from '../../core/push.ts';
+import { pullableCacheIds } from '../../core/chunk-upload.ts';
 import type { PathInfo } from '../../nix/narinfo.ts';
 import type { NarInfoJson } from '../../api/v1.ts';
 import { badRequest, tooLarge } from '../../core/errors.ts';
@@ -71,7 +72,7 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     const limit = s.config.maxMetadataBytes;
     const header = req.headers['x-loft-nar-info'];
     const preamble = req.headers['x-loft-nar-info-preamble-size'];
-    let body = bodyStream(req, s.config.bodyIdleTimeoutMs);
+    let body = bodyStream(req, s.config);
     let metaText: string;
     if (typeof header === 'string') {
       if (Buffer.byteLength(header) > limit) throw tooLarge(`path metadata of ${Buffer.byteLength(header)} bytes exceeds the ${limit}-byte limit`);
@@ -88,7 +89,9 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
     }
     const j = parseNarInfoJson(metaText);
     const { cache, principal } = await s.access.requireOnCache(req, j.cache, 'push', find);
-    const result = await uploadPath(s.push, cache, metadataOf(j), body, principal.sub);
+    const replace = await s.access.replaceRequested(req, j.cache, find);
+    const pullable = pullableCacheIds(await s.caches.list(), principal);
+    const result = await uploadPath(s.push, cache, pullable, metadataOf(j), body, principal.sub, replace);
     pathPushed(s, req, cache, principal.sub, 'upload-path', { path: j.store_path, ...result });
     return reply.send(result);
   });

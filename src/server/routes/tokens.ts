@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.ts';
 import { listIssuedTokens, recordIssuedToken, revokeToken } from '../../db/repos/tokens.ts';
 import { badRequest } from '../../core/errors.ts';
-import { ALL_PERMISSIONS, isValidCachePattern, LOFT_CLAIM, parseDuration, type LoftClaims, type Permission } from '../../token/index.ts';
+import { ALL_PERMISSIONS, isValidCachePattern, LOFT_CLAIM, parseDuration, type IssuedToken, type LoftClaims, type Permission } from '../../token/index.ts';
 
 interface CreateTokenBody {
   sub: string;
@@ -39,13 +39,14 @@ export function tokenRoutes(app: FastifyInstance, s: Services): void {
       if (!s.tokens.canSign) throw badRequest('this server verifies tokens only (no signing key configured)');
       const bad = Object.keys(req.body.caches).find((p) => !isValidCachePattern(p));
       if (bad !== undefined) throw badRequest(`invalid cache pattern '${bad}'`);
-      let validitySeconds: number;
+      let issued: IssuedToken;
       try {
-        validitySeconds = parseDuration(req.body.validity);
+        issued = await s.tokens.issue({ ...req.body, validitySeconds: parseDuration(req.body.validity) });
       } catch (e) {
-        throw badRequest((e as Error).message);
+        // A malformed duration or one beyond auth.max_token_validity.
+        if (e instanceof RangeError) throw badRequest(e.message);
+        throw e;
       }
-      const issued = await s.tokens.issue({ ...req.body, validitySeconds });
       await recordIssuedToken(s.kysely, {
         jti: issued.jti,
         sub: req.body.sub,

@@ -83,6 +83,7 @@ test('loft token: offline and online', { timeout: 120_000 }, async (t) => {
   await t.test('bad input is one `error:` line and exit code 1', async () => {
     for (const [args, message] of [
       [['--validity', '9x', '--pull', 'a'], /^error: invalid duration '9x'/],
+      [['--validity', '99999y', '--pull', 'a'], /^error: token validity 99999y exceeds this server's maximum of 1y \(auth.max_token_validity\)/],
       [['--validity', '1d', '--pull', 'bad name'], /^error: invalid cache pattern 'bad name'/],
       [['--validity', '1d'], /^error: the token would grant nothing/],
       [['--pull', 'a'], /^error: required option '--validity <duration>' not specified/],

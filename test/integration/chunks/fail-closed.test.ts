@@ -26,13 +26,17 @@ onEachDatabase('a NAR whose pack is gone or corrupt fails closed', async (_t, se
       .where('c.hash', '=', hash)
       .executeTakeFirstOrThrow();
     await server.services.blobs.delete([row.storage_key]);
+    return row.storage_key;
   };
 
   const first = await pushed('lost-first');
-  await dropBlob(first.chunks[0].hash);
+  const lostKey = await dropBlob(first.chunks[0].hash);
   const res = await server.fetch(first.url, { token });
   assert.equal(res.status, 503);
-  assert.match((await res.json()).message, /NAR data is unavailable/);
+  const message = ((await res.json()) as { message: string }).message;
+  assert.match(message, /NAR data is unavailable/);
+  // The storage layout is internal: neither the key nor the chunk hash is told to the puller.
+  assert.ok(!message.includes(lostKey) && !message.includes(first.chunks[0].hash), message);
 
   // A pack range after the first one (reads are coalesced up to 4 MiB): corrupt one byte of a late chunk.
   const later = await pushed('lost-later', 9_000_000);

@@ -60,7 +60,7 @@ onEachDatabase('server-info, then missing → upload → commit by hand, and the
   assert.deepEqual(await res.json(), { stored: 1, deduplicated: 0 });
   res = await postJson(server, '/_api/v1/nar', body, token);
   assert.equal(res.status, 200);
-  assert.deepEqual(await res.json(), { kind: 'uploaded', nar_size: nar.length });
+  assert.deepEqual(await res.json(), { kind: 'uploaded', outcome: 'created', nar_size: nar.length });
 
   // Served like any other path: narinfo, the .nar.zst file, and the decompressed <narhash>.nar.
   const hashPart = body.store_path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
@@ -73,7 +73,7 @@ onEachDatabase('server-info, then missing → upload → commit by hand, and the
 
   // Committing the same NAR under another path reuses it without checking chunks.
   res = await postJson(server, '/_api/v1/nar', commitBody('main', nar, []), token);
-  assert.deepEqual(await res.json(), { kind: 'deduplicated', nar_size: nar.length });
+  assert.deepEqual(await res.json(), { kind: 'deduplicated', outcome: 'created', nar_size: nar.length });
   assert.equal(await countRows(server, 'nars'), 1);
   t.diagnostic(`${chunks.length} chunks`);
 });

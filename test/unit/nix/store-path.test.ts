@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { NixFormatError } from '../../../src/nix/errors.ts';
 import {
   DEFAULT_STORE_DIR,
+  isValidStoreDir,
   isValidStorePathHash,
   parseStorePath,
   parseStorePathBaseName,
@@ -68,4 +69,11 @@ test('rejects wrong store dir, subpaths and trailing slashes', () => {
   rejects(`/nix/store/${HASH}-x/`, /without trailing slash/);
   rejects(`/nix/store/${HASH}-x/bin/sh`, /top-level store entry/);
   rejects(`/nix/store//${HASH}-x`, /top-level store entry/);
+});
+
+test('store directories must be canonical absolute paths without control characters', () => {
+  for (const ok of ['/nix/store', '/a', '/gnu/store with space', '/x/ü']) assert.ok(isValidStoreDir(ok), ok);
+  for (const bad of ['', 'nix/store', '/', '/nix/store/', '/nix//store', '/nix/./store', '/nix/../store', '/nix/store\nWantMassQuery: 0', '/a\rb', '/a\0b', '/a\tb', '/a\x7fb']) {
+    assert.ok(!isValidStoreDir(bad), JSON.stringify(bad));
+  }
 });

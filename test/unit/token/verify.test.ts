@@ -112,3 +112,11 @@ describe('verify() rejections', () => {
     assert.equal((await hs.verify(await signHs256(payload({ iss: 'anyone', aud: 'anything' })))).sub, 'alice');
   });
 });
+
+describe('verify() with exp outside the range of a Date (found by fuzzing)', () => {
+  it('refuses with a TokenError, never a RangeError or an Invalid Date principal', async () => {
+    const authority = await TokenAuthority.create({ algorithm: 'HS256', hs256Secret: SECRET });
+    await assertRejects(authority, await signHs256(payload({ exp: -8640000000000.001 })), /^token expired at an invalid time$/);
+    await assertRejects(authority, await signHs256(payload({ exp: 1e300 })), /^invalid 'exp' claim: not a representable time$/);
+  });
+});
