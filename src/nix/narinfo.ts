@@ -60,6 +60,8 @@ export function parseNarInfo(text: string, storeDir = DEFAULT_STORE_DIR): NarInf
   for (const [i, raw] of lines.entries()) {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (line === '') continue;
+    // A control character would survive into a value (e.g. a '\r' inside a Sig) that no narinfo can carry.
+    if (/[\x00-\x1f\x7f]/.test(line)) throw new NixFormatError(`invalid narinfo: line ${i + 1} contains a control character`);
     const colon = line.indexOf(':');
     if (colon <= 0) {
       throw new NixFormatError(`invalid narinfo: line ${i + 1} is not of the form 'Key: value'`);

@@ -111,4 +111,7 @@ test('rejects invalid values with a clear message', () => {
   rejects(WITH_REFS.replace(/Deriver: .*/, 'Deriver: /nix/store/1ab2c3d4f5g6h7i8j9k0lmnpqrsvwxyz-x.drv'), /Deriver: /);
   rejects(WITH_REFS + 'URL: again\n', /duplicate field 'URL'/);
   rejects(WITH_REFS + 'no colon here\n', /line 11 is not of the form/);
+  // Found by fuzzing: a '\r' inside a value was accepted, and the narinfo could then not be written back.
+  rejects(WITH_REFS + 'Sig: a\rb:c\n', /line 11 contains a control character/);
+  rejects(WITH_REFS.replace('URL: nar/', 'URL: nar/\u0000'), /contains a control character/);
 });
