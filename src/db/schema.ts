@@ -97,6 +97,8 @@ export interface PinTable {
 
 /** A target a pin has had; the newest is the current one. Each keeps its path's closure from GC. */
 export interface PinRevisionTable {
+  /** Increases with every pin: the highest of a pin is its current target. */
+  id: Generated<number>;
   pin_id: number;
   cache_id: number;
   store_path_hash: string;

@@ -7,6 +7,8 @@ export interface SweepResult {
   stagings: number;
   nars: number;
   chunks: number;
+  /** Stored bytes of the deleted chunks. */
+  chunkBytes: number;
 }
 
 const CHUNK_BATCH = 1000;
@@ -42,6 +44,7 @@ export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, 
     )
     .executeTakeFirst();
   let chunks = 0;
+  let chunkBytes = 0;
   for (;;) {
     const candidates = await db
       .selectFrom('chunks')
@@ -56,10 +59,11 @@ export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, 
       .deleteFrom('chunks')
       .where('id', 'in', candidates.map((c) => c.id))
       .where(unusedChunk)
-      .returning('storage_key')
+      .returning(['storage_key', 'stored_size'])
       .execute();
     await blobs.delete(deleted.map((d) => d.storage_key));
     chunks += deleted.length;
+    for (const d of deleted) chunkBytes += d.stored_size;
     if (candidates.length < CHUNK_BATCH) break;
   }
   return {
@@ -67,5 +71,6 @@ export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, 
     stagings: Number(stagings.numDeletedRows),
     nars: Number(nars.numDeletedRows),
     chunks,
+    chunkBytes,
   };
 }

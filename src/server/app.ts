@@ -12,6 +12,7 @@ import { pathRoutes } from './routes/paths.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { chunkRoutes } from './routes/chunks.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { pinRoutes } from './routes/pins.ts';
 
 export interface AppOptions {
   logger?: boolean | { level: string };
@@ -47,6 +48,7 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
   tokenRoutes(app, s);
   adminRoutes(app, s);
   pathRoutes(app, s);
+  pinRoutes(app, s);
   binaryCacheRoutes(app, s);
   return app;
 }

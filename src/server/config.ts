@@ -36,7 +36,13 @@ export interface ServerConfig {
     audience?: string;
     revocationTtlMs: number;
   };
-  gc: { intervalSeconds: number; defaultRetentionSeconds: number; stagingGraceSeconds: number };
+  gc: {
+    intervalSeconds: number;
+    defaultRetentionSeconds: number;
+    stagingGraceSeconds: number;
+    /** Path use (narinfo hits, downloads) is written to the database in batches this often. */
+    accessFlushSeconds: number;
+  };
 }
 
 type Table = Record<string, unknown>;
@@ -119,6 +125,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       intervalSeconds: gc.num('interval_seconds', 3600),
       defaultRetentionSeconds: gc.num('default_retention_seconds', 0),
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
+      accessFlushSeconds: gc.num('access_flush_seconds', 15),
     },
   };
 }

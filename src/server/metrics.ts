@@ -34,6 +34,23 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly gcPasses = new Counter({
+    name: 'loft_gc_passes_total',
+    help: 'Garbage-collection passes run, by trigger (timer, api)',
+    labelNames: ['trigger'] as const,
+    registers: [this.registry],
+  });
+  readonly gcBytesFreed = new Counter({
+    name: 'loft_gc_freed_bytes_total',
+    help: 'Stored bytes returned to the storage by garbage collection',
+    registers: [this.registry],
+  });
+  readonly gcPassDuration = new Histogram({
+    name: 'loft_gc_pass_duration_seconds',
+    help: 'Duration of garbage-collection passes',
+    buckets: [0.1, 1, 10, 60, 300, 900, 3600],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'loft_' });

@@ -16,6 +16,7 @@ import type { ServerConfig } from './config.ts';
 import { validateChunkingParams } from '../chunking/fastcdc.ts';
 import { Metrics } from './metrics.ts';
 import { NarInfoCache } from '../core/narinfo-cache.ts';
+import { AccessTracker } from '../core/access-tracker.ts';
 
 /** Everything a request handler needs, built once per process. */
 export interface Services {
@@ -31,6 +32,8 @@ export interface Services {
   push: PushDeps;
   metrics: Metrics;
   narinfoCache: NarInfoCache;
+  /** Batched last-access writes (narinfo hits, NAR downloads), for retention. */
+  accessTracker: AccessTracker;
   close(): Promise<void>;
 }
 
@@ -56,6 +59,9 @@ export async function createServices(config: ServerConfig): Promise<Services> {
   });
   const chunkStore = new ChunkStore(db.kysely, blobs, pool);
   const tokens = await tokenAuthorityFor(config);
+  const accessTracker = new AccessTracker(db.kysely, config.gc.accessFlushSeconds * 1000, (err) =>
+    console.error('loft: recording path use failed; retrying at the next flush', err),
+  );
   const revocations = new CachedRevocationList(() => loadRevokedJtis(db.kysely), { ttlMs: config.auth.revocationTtlMs });
   return {
     config,
@@ -70,7 +76,9 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
     metrics: new Metrics(),
     narinfoCache: new NarInfoCache(),
+    accessTracker,
     async close() {
+      await accessTracker.close().catch(() => {});
       await pool.close();
       await db.close();
     },

@@ -28,15 +28,14 @@ export function gcV2(kind: DialectKind) {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addUniqueConstraint('pins_cache_name', ['cache_id', 'name'])
         .execute();
-      await db.schema
-        .createTable('pin_revisions')
+      await id(db.schema.createTable('pin_revisions'))
         .addColumn('pin_id', 'bigint', (c) => c.notNull().references('pins.id').onDelete('cascade'))
         .addColumn('cache_id', 'bigint', (c) => c.notNull())
         .addColumn('store_path_hash', 'varchar(32)', (c) => c.notNull())
         .addColumn('store_path', 'text', (c) => c.notNull())
         .addColumn('pinned_at', 'bigint', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('pin_revisions_pin').on('pin_revisions').columns(['pin_id', 'pinned_at']).execute();
+      await db.schema.createIndex('pin_revisions_pin').on('pin_revisions').column('pin_id').execute();
       await db.schema.createIndex('pin_revisions_path').on('pin_revisions').columns(['cache_id', 'store_path_hash']).execute();
 
       await id(db.schema.createTable('gc_passes'))

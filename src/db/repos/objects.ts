@@ -64,26 +64,39 @@ export async function findMissingPaths(
   return hashes.filter((h) => !present.has(h));
 }
 
-/** Inserts or replaces the cache's entry for a store path (re-push, re-signing by `nix store sign`). */
+/**
+ * Inserts or replaces the cache's entry for a store path (re-push, re-signing by `nix store sign`),
+ * and its reference rows with it: the JSON (served in narinfos) and object_refs (walked by GC)
+ * change together, in one transaction.
+ */
 export async function upsertObject(db: Kysely<Database>, obj: NewObject): Promise<void> {
-  await db
-    .insertInto('objects')
-    .values(obj)
-    .onConflict((oc) =>
-      oc.columns(['cache_id', 'store_path_hash']).doUpdateSet((eb) => ({
-        store_path: eb.ref('excluded.store_path'),
-        nar_id: eb.ref('excluded.nar_id'),
-        references: eb.ref('excluded.references'),
-        deriver: eb.ref('excluded.deriver'),
-        ca: eb.ref('excluded.ca'),
-        client_sigs: eb.ref('excluded.client_sigs'),
-        server_sig: eb.ref('excluded.server_sig'),
-        server_sig_key: eb.ref('excluded.server_sig_key'),
-        created_by: eb.ref('excluded.created_by'),
-        last_accessed_at: eb.ref('excluded.last_accessed_at'),
-      })),
-    )
-    .execute();
+  const refHashes = [...new Set((JSON.parse(obj.references) as string[]).map((r) => r.slice(0, 32)))];
+  await db.transaction().execute(async (tx) => {
+    const { id } = await tx
+      .insertInto('objects')
+      .values(obj)
+      .onConflict((oc) =>
+        oc.columns(['cache_id', 'store_path_hash']).doUpdateSet((eb) => ({
+          store_path: eb.ref('excluded.store_path'),
+          nar_id: eb.ref('excluded.nar_id'),
+          references: eb.ref('excluded.references'),
+          deriver: eb.ref('excluded.deriver'),
+          ca: eb.ref('excluded.ca'),
+          client_sigs: eb.ref('excluded.client_sigs'),
+          server_sig: eb.ref('excluded.server_sig'),
+          server_sig_key: eb.ref('excluded.server_sig_key'),
+          created_by: eb.ref('excluded.created_by'),
+          last_accessed_at: eb.ref('excluded.last_accessed_at'),
+        })),
+      )
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await tx.deleteFrom('object_refs').where('object_id', '=', id).execute();
+    for (let i = 0; i < refHashes.length; i += IN_BATCH) {
+      const batch = refHashes.slice(i, i + IN_BATCH).map((ref_hash) => ({ object_id: id, cache_id: obj.cache_id, ref_hash }));
+      await tx.insertInto('object_refs').values(batch).execute();
+    }
+  });
 }
 
 export async function setServerSignature(
@@ -99,13 +112,28 @@ export async function setServerSignature(
     .execute();
 }
 
-/** Records a download, for retention: every path of the cache that holds this NAR was used. */
-export async function touchNar(db: Kysely<Database>, cacheId: number, narId: number, now: number): Promise<void> {
-  await db
-    .updateTable('objects')
-    .set({ last_accessed_at: now })
-    .where('cache_id', '=', cacheId)
-    .where('nar_id', '=', narId)
-    .execute();
+/** Records use, for retention: the cache's paths with these hashes were used at `now`. */
+export async function touchPaths(db: Kysely<Database>, cacheId: number, hashes: string[], now: number): Promise<void> {
+  for (let i = 0; i < hashes.length; i += IN_BATCH) {
+    await db
+      .updateTable('objects')
+      .set({ last_accessed_at: now })
+      .where('cache_id', '=', cacheId)
+      .where('store_path_hash', 'in', hashes.slice(i, i + IN_BATCH))
+      .where('last_accessed_at', '<', now)
+      .execute();
+  }
 }
 
+/** Records downloads, for retention: every path of the cache that holds one of these NARs was used. */
+export async function touchNars(db: Kysely<Database>, cacheId: number, narIds: number[], now: number): Promise<void> {
+  for (let i = 0; i < narIds.length; i += IN_BATCH) {
+    await db
+      .updateTable('objects')
+      .set({ last_accessed_at: now })
+      .where('cache_id', '=', cacheId)
+      .where('nar_id', 'in', narIds.slice(i, i + IN_BATCH))
+      .where('last_accessed_at', '<', now)
+      .execute();
+  }
+}

@@ -7,6 +7,7 @@ import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
 import { tryAcquireLease } from '../../../src/db/repos/leases.ts';
+import type { GcReport } from '../../../src/api/v1.ts';
 
 async function push(server: TestServer, cache: string, name: string, references: string[] = []) {
   const sp = randomStorePath(name);
@@ -32,7 +33,9 @@ async function count(server: TestServer, table: 'objects' | 'nars' | 'chunks' | 
   return Number(r.n);
 }
 
+/** Makes the paths unused for 10 days (after writing the use recorded so far, which would undo it). */
 async function age(server: TestServer, hashes: string[]) {
+  await server.services.accessTracker.flush();
   await server.services.kysely
     .updateTable('objects')
     .set({ last_accessed_at: Date.now() - 10 * 86400_000 })
@@ -43,7 +46,7 @@ async function age(server: TestServer, hashes: string[]) {
 async function gc(server: TestServer) {
   const res = await server.fetch('/_api/v1/gc', { method: 'POST', token: server.adminToken });
   assert.equal(res.status, 200);
-  return (await res.json()) as Record<string, number>;
+  return (await res.json()) as GcReport;
 }
 
 async function withServer(t: import('node:test').TestContext, db: DbKind): Promise<TestServer | undefined> {
@@ -65,15 +68,16 @@ for (const db of DB_KINDS) {
     await age(server, [a.hash, b.hash, d.hash]);
 
     const first = await gc(server);
-    assert.equal(first.expiredPaths, 1, 'only d: a and b are in the closure of the recently used c');
+    assert.equal(first.paths, 1, 'only d: a and b are in the closure of the recently used c');
     for (const [p, status] of [[a, 200], [b, 200], [c, 200], [d, 404]] as const) {
       assert.equal((await server.fetch(`/ret/${p.hash}.narinfo`, { token: server.adminToken })).status, status, p.baseName);
     }
     assert.equal(await count(server, 'nars'), 3, "d's NAR is freed");
 
-    await age(server, [c.hash]);
+    // The narinfo reads above were use: a, b and c must all age again.
+    await age(server, [a.hash, b.hash, c.hash]);
     const second = await gc(server);
-    assert.equal(second.expiredPaths, 3);
+    assert.equal(second.paths, 3);
     assert.equal(await count(server, 'objects'), 0);
     assert.equal(await count(server, 'nars'), 0);
     assert.equal(await count(server, 'chunks'), 0);
@@ -105,7 +109,7 @@ for (const db of DB_KINDS) {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ cache: 'one', store_path_hashes: [sp.hash] }),
     });
-    assert.deepEqual(await del.json(), { deleted: 1 });
+    assert.deepEqual(await del.json(), { deleted: 1, cascaded: [] });
     await gc(server);
     assert.equal(await count(server, 'nars'), 1);
     assert.equal(await count(server, 'chunks'), chunks);
@@ -127,7 +131,7 @@ for (const db of DB_KINDS) {
     assert.match(((await refused.json()) as { message: string }).message, new RegExp(`refusing to break closures.*${b.baseName}`));
     assert.equal((await server.fetch(`/del/${a.hash}.narinfo`, { token: server.adminToken })).status, 200);
     const forced = await server.fetch('/_api/v1/delete-paths', { ...opts, body: body(true) });
-    assert.deepEqual(await forced.json(), { deleted: 1 });
+    assert.deepEqual(await forced.json(), { deleted: 1, cascaded: [] });
     assert.equal((await server.fetch(`/del/${a.hash}.narinfo`, { token: server.adminToken })).status, 404);
     // Deleting the referrer together with the path is fine.
     await push(server, 'del', 'a2');
@@ -135,7 +139,7 @@ for (const db of DB_KINDS) {
       ...opts,
       body: JSON.stringify({ cache: 'del', store_path_hashes: [b.hash] }),
     });
-    assert.deepEqual(await both.json(), { deleted: 1 });
+    assert.deepEqual(await both.json(), { deleted: 1, cascaded: [] });
   });
 
   test(`a blob no chunk row names (left by a killed upload) is swept, blobs of live chunks stay (${db})`, async (t) => {
@@ -146,7 +150,7 @@ for (const db of DB_KINDS) {
     const blobs = server.services.blobs;
     await blobs.put('chunks/00/00/0000-orphan.zst', Buffer.from('left behind'));
     const report = await gc(server);
-    assert.equal(report.orphanBlobs, 1);
+    assert.equal(report.orphan_blobs, 1);
     assert.equal(await blobs.head('chunks/00/00/0000-orphan.zst'), null);
     let left = 0;
     for await (const _ of blobs.list('chunks/')) left++;
