@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { Principal } from '../token/index.ts';
 import type { CacheRow, ChunkRow, Database } from '../db/schema.ts';
-import { findChunksByHash, findVisibleChunks, stageChunks } from '../db/repos/chunks.ts';
+import { claimChunks, findVisibleChunks, stageChunks } from '../db/repos/chunks.ts';
 import { findNarInCache } from '../db/repos/nars.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { commitNar } from './nar-commit.ts';
@@ -135,7 +135,7 @@ async function storeBatch(
     throw e;
   }
   const hashes = unique.map((r) => r.hash);
-  const existing = await findChunksByHash(d.db, hashes);
+  const existing = await claimChunks(d.db, hashes, Date.now());
   // Only a chunk the caller could already see counts as deduplicated: the answer must not reveal
   // that a chunk existed in a cache the caller cannot read.
   const seen = existing.size > 0 ? await findVisibleChunks(d.db, [...existing.keys()], pullable, cache.id) : new Map();

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { FastCdcChunker, type ChunkingParams } from '../chunking/fastcdc.ts';
 import { NarParser } from '../nix/nar/parser.ts';
 import { formatSha256Nix32 } from '../nix/hash.ts';
-import { findChunksByHash } from '../db/repos/chunks.ts';
+import { claimChunks } from '../db/repos/chunks.ts';
 import type { ChunkRow, Database } from '../db/schema.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { badRequest, tooLarge } from './errors.ts';
@@ -50,7 +50,7 @@ export async function ingestNar(
   let window = new Map<string, Buffer>();
   let storing: Promise<void> = Promise.resolve();
   const storeWindow = async (w: Map<string, Buffer>) => {
-    const existing = await findChunksByHash(db, [...w.keys()]);
+    const existing = await claimChunks(db, [...w.keys()], Date.now());
     for (const [hash, row] of existing) rows.set(hash, row);
     const fresh = [...w].filter(([hash]) => !existing.has(hash));
     const frames = await Promise.all(fresh.map(([, data]) => store.pool.compress(data)));

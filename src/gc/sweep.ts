@@ -54,10 +54,11 @@ export async function sweepUnreferenced(db: Kysely<Database>, blobs: BlobStore, 
       .limit(CHUNK_BATCH)
       .execute();
     if (candidates.length === 0) break;
-    // Re-checked in the DELETE itself: a push may have started using a chunk since the SELECT.
+    // Re-checked in the DELETE itself: a push may have started using (or claimed) a chunk since the SELECT.
     const deleted = await db
       .deleteFrom('chunks')
       .where('id', 'in', candidates.map((c) => c.id))
+      .where('created_at', '<', cutoff)
       .where(unusedChunk)
       .returning(['storage_key', 'stored_size'])
       .execute();

@@ -35,7 +35,9 @@ export function findNarChunks(db: Kysely<Database>, narId: number): Promise<Chun
 
 /**
  * Records a complete, verified NAR and its chunk list in one transaction.
- * A NAR with the same hash recorded concurrently wins; both callers get its row.
+ * A NAR with the same hash recorded earlier wins; both callers get its row, claimed like
+ * claimChunks claims chunks (`created_at` set anew) so garbage collection leaves it to the push.
+ * One freed meanwhile is recorded again.
  */
 export async function insertNar(
   db: Kysely<Database>,
@@ -43,14 +45,22 @@ export async function insertNar(
   chunkIds: number[],
 ): Promise<NarRow> {
   return db.transaction().execute(async (tx) => {
-    const inserted = await tx
-      .insertInto('nars')
-      .values(nar)
-      .onConflict((oc) => oc.column('nar_hash').doNothing())
-      .returningAll()
-      .executeTakeFirst();
-    if (!inserted) {
-      return tx.selectFrom('nars').selectAll().where('nar_hash', '=', nar.nar_hash).executeTakeFirstOrThrow();
+    let inserted: NarRow | undefined;
+    while (!inserted) {
+      inserted = await tx
+        .insertInto('nars')
+        .values(nar)
+        .onConflict((oc) => oc.column('nar_hash').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (inserted) break;
+      const claimed = await tx
+        .updateTable('nars')
+        .set({ created_at: nar.created_at })
+        .where('nar_hash', '=', nar.nar_hash)
+        .returningAll()
+        .executeTakeFirst();
+      if (claimed) return claimed;
     }
     const rows = chunkIds.map((chunk_id, seq) => ({ nar_id: inserted.id, seq, chunk_id }));
     for (let i = 0; i < rows.length; i += 1000) {
