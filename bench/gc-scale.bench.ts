@@ -39,6 +39,9 @@ interface DbResult {
   narinfoRatio?: number;
 }
 
+/** A random `sha256:<52 nix32>` (NARs are never read here, only their narinfo rendered). */
+const fakeSha256 = () => `sha256:${randomPathHash()}${randomPathHash().slice(0, 20)}`;
+
 /** Deterministic pseudo-random numbers, so every run builds the same graph shape. */
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -64,9 +67,9 @@ async function fill(db: Kysely<Database>, cacheId: number, n: number, now: numbe
       .insertInto('nars')
       .values(
         Array.from({ length: end - start }, (_, k) => ({
-          nar_hash: `sha256:${hashes[start + k]}${cacheId.toString().padStart(20, '0')}`,
+          nar_hash: fakeSha256(),
           nar_size: 100_000,
-          file_hash: `sha256:${hashes[start + k]}${'f'.repeat(20)}`,
+          file_hash: fakeSha256(),
           file_size: 40_000,
           chunk_count: 0,
           created_at: now - 400 * DAY_MS,
