@@ -3,7 +3,9 @@
 // (`loft serve`, built): one GC pass of that cache (wall time, peak RSS), and narinfo lookup
 // latency at that size against a 1,000-path cache of the same server, side by side.
 // node --import tsx bench/gc-scale.bench.ts (normally through `npm run bench`).
+import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { encodeNixBase32 } from '../src/nix/base32.ts';
 import { openDatabase } from '../src/db/dialect.ts';
 import type { Database } from '../src/db/schema.ts';
 import type { GcReport } from '../src/api/v1.ts';
@@ -40,7 +42,7 @@ interface DbResult {
 }
 
 /** A random `sha256:<52 nix32>` (NARs are never read here, only their narinfo rendered). */
-const fakeSha256 = () => `sha256:${randomPathHash()}${randomPathHash().slice(0, 20)}`;
+const fakeSha256 = () => `sha256:${encodeNixBase32(randomBytes(32))}`;
 
 /** Deterministic pseudo-random numbers, so every run builds the same graph shape. */
 function rng(seed: number): () => number {
@@ -87,7 +89,7 @@ async function fill(db: Kysely<Database>, cacheId: number, n: number, now: numbe
         if (j < i) refs.add(`${hashes[j]}-dep`);
       }
       refsOf.push([...refs]);
-      const age = rand() < 2 / 3 ? rand() * 20 * DAY_MS : (31 + rand() * 330) * DAY_MS;
+      const age = Math.round(rand() < 2 / 3 ? rand() * 20 * DAY_MS : (31 + rand() * 330) * DAY_MS);
       objects.push({
         cache_id: cacheId,
         store_path_hash: hashes[i],
@@ -101,7 +103,7 @@ async function fill(db: Kysely<Database>, cacheId: number, n: number, now: numbe
         server_sig_key: null,
         created_by: 'bench',
         created_at: now - age,
-        last_accessed_at: Math.round(now - age),
+        last_accessed_at: now - age,
       });
     }
     const ids = await db.insertInto('objects').values(objects).returning('id').execute();
@@ -119,8 +121,8 @@ async function narinfoLatencies(loft: LoftServer, big: string[], small: string[]
   const one = async (cache: 'big' | 'small', hash: string) => {
     const t0 = performance.now();
     const res = await fetch(`${loft.url}/${cache}/${hash}.narinfo`, { headers: { authorization: `Bearer ${loft.token}` } });
-    await res.text();
-    if (res.status !== 200) throw new Error(`narinfo ${cache}/${hash}: HTTP ${res.status}`);
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`narinfo ${cache}/${hash}: HTTP ${res.status} ${text}`);
     out[cache].push(performance.now() - t0);
   };
   // Interleaved, distinct random paths (no narinfo-cache hits), after a warm-up of each.
@@ -130,9 +132,11 @@ async function narinfoLatencies(loft: LoftServer, big: string[], small: string[]
   }
   out.big = [];
   out.small = [];
+  // The order alternates, so neither cache always runs on the warmer connection.
   for (let i = 0; i < LOOKUPS; i++) {
-    await one('big', big[Math.floor(rand() * big.length)]);
-    await one('small', small[Math.floor(rand() * small.length)]);
+    const pair = [() => one('big', big[Math.floor(rand() * big.length)]), () => one('small', small[Math.floor(rand() * small.length)])];
+    if (i % 2 === 1) pair.reverse();
+    for (const lookup of pair) await lookup();
   }
   return out;
 }
