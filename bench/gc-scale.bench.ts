@@ -141,6 +141,15 @@ async function narinfoLatencies(loft: LoftServer, big: string[], small: string[]
   return out;
 }
 
+/** fetch, with the server's last output when the connection fails (a crash shows its reason). */
+async function fetchOrOutput(loft: LoftServer, url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    throw new Error(`${init.method ?? 'GET'} ${url}: ${(e as Error).message}\n${loft.output()}`, { cause: e });
+  }
+}
+
 const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)];
 
 async function benchOne(kind: 'sqlite' | 'postgres'): Promise<DbResult> {
@@ -181,7 +190,7 @@ async function benchOne(kind: 'sqlite' | 'postgres'): Promise<DbResult> {
     await resetPeakRss(loft.pid);
     const before = await loft.rss();
     const pass = await timed(async () => {
-      const res = await fetch(`${loft.url}/_api/v1/gc`, {
+      const res = await fetchOrOutput(loft, `${loft.url}/_api/v1/gc`, {
         method: 'POST',
         headers: { authorization: `Bearer ${loft.token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ cache: 'big' }),
@@ -189,7 +198,9 @@ async function benchOne(kind: 'sqlite' | 'postgres'): Promise<DbResult> {
       if (res.status !== 200) throw new Error(`gc: HTTP ${res.status} ${await res.text()}`);
       return (await res.json()) as GcReport;
     });
-    const rss = await loft.rss();
+    const rss = await loft.rss().catch((e: unknown) => {
+      throw new Error(`the server is gone after the GC pass: ${(e as Error).message}\n${loft.output()}`);
+    });
     const result: DbResult = {
       db: kind,
       paths: PATHS,

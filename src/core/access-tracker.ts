@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { touchNars, touchPaths } from '../db/repos/objects.ts';
+import { touchObjects } from '../db/repos/objects.ts';
 
 const MIN_FLUSH_INTERVAL_MS = 100;
 
@@ -58,8 +58,8 @@ export class AccessTracker {
     for (let i = 0; i < batch.length; i++) {
       const [cacheId, p] = batch[i];
       try {
-        if (p.hashes.size > 0) await touchPaths(this.db, cacheId, [...p.hashes], now);
-        if (p.narIds.size > 0) await touchNars(this.db, cacheId, [...p.narIds], now);
+        if (p.hashes.size > 0) await touchObjects(this.db, cacheId, { column: 'store_path_hash', values: [...p.hashes] }, now);
+        if (p.narIds.size > 0) await touchObjects(this.db, cacheId, { column: 'nar_id', values: [...p.narIds] }, now);
       } catch (err) {
         // Not lost: what was not written is merged back for the next flush.
         for (const [id, rest] of batch.slice(i)) {

@@ -12,22 +12,25 @@ import { keptPinRevisions } from '../db/repos/pins.ts';
  * is not expired is kept anyway, and so is its closure.
  */
 export function doomedPathsCte(cacheId: number, cutoff: number, now: number): RawBuilder<unknown> {
+  // CROSS JOIN fixes the join order on SQLite (PostgreSQL plans it like any join): from the
+  // path at hand through an index, never a scan of every reference for each path.
   return sql`WITH RECURSIVE reached(id) AS (
       SELECT id FROM (
         SELECT e.id FROM objects e
-          JOIN object_refs r ON r.cache_id = e.cache_id AND r.ref_hash = e.store_path_hash
-          JOIN objects k ON k.id = r.object_id
-          WHERE e.cache_id = ${cacheId} AND e.last_accessed_at < ${cutoff} AND k.last_accessed_at >= ${cutoff}
+          WHERE e.cache_id = ${cacheId} AND e.last_accessed_at < ${cutoff}
+            AND EXISTS (
+              SELECT 1 FROM object_refs r CROSS JOIN objects k
+                WHERE r.cache_id = e.cache_id AND r.ref_hash = e.store_path_hash
+                  AND k.id = r.object_id AND k.last_accessed_at >= ${cutoff}
+            )
         UNION
-        SELECT e.id FROM objects e
-          JOIN (${keptPinRevisions(cacheId, now)}) pinned ON pinned.store_path_hash = e.store_path_hash
-          WHERE e.cache_id = ${cacheId}
+        SELECT e.id FROM (${keptPinRevisions(cacheId, now)}) pinned CROSS JOIN objects e
+          WHERE e.cache_id = ${cacheId} AND e.store_path_hash = pinned.store_path_hash
       ) roots
       UNION
-      SELECT e.id FROM reached
-        JOIN object_refs r ON r.object_id = reached.id
-        JOIN objects e ON e.cache_id = ${cacheId} AND e.store_path_hash = r.ref_hash
-        WHERE e.last_accessed_at < ${cutoff}
+      SELECT e.id FROM reached CROSS JOIN object_refs r CROSS JOIN objects e
+        WHERE r.object_id = reached.id
+          AND e.cache_id = r.cache_id AND e.store_path_hash = r.ref_hash AND e.last_accessed_at < ${cutoff}
     ),
     doomed(id) AS (
       SELECT id FROM objects WHERE cache_id = ${cacheId} AND last_accessed_at < ${cutoff}

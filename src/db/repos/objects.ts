@@ -112,27 +112,22 @@ export async function setServerSignature(
     .execute();
 }
 
-/** Records use, for retention: the cache's paths with these hashes were used at `now`. */
-export async function touchPaths(db: Kysely<Database>, cacheId: number, hashes: string[], now: number): Promise<void> {
-  for (let i = 0; i < hashes.length; i += IN_BATCH) {
+/**
+ * Records use, for retention: the cache's paths with these store path hashes (or holding these
+ * NARs: a download is use of every path of the cache that holds the NAR) were used at `now`.
+ */
+export async function touchObjects(
+  db: Kysely<Database>,
+  cacheId: number,
+  by: { column: 'store_path_hash'; values: string[] } | { column: 'nar_id'; values: number[] },
+  now: number,
+): Promise<void> {
+  for (let i = 0; i < by.values.length; i += IN_BATCH) {
     await db
       .updateTable('objects')
       .set({ last_accessed_at: now })
       .where('cache_id', '=', cacheId)
-      .where('store_path_hash', 'in', hashes.slice(i, i + IN_BATCH))
-      .where('last_accessed_at', '<', now)
-      .execute();
-  }
-}
-
-/** Records downloads, for retention: every path of the cache that holds one of these NARs was used. */
-export async function touchNars(db: Kysely<Database>, cacheId: number, narIds: number[], now: number): Promise<void> {
-  for (let i = 0; i < narIds.length; i += IN_BATCH) {
-    await db
-      .updateTable('objects')
-      .set({ last_accessed_at: now })
-      .where('cache_id', '=', cacheId)
-      .where('nar_id', 'in', narIds.slice(i, i + IN_BATCH))
+      .where(by.column, 'in', by.values.slice(i, i + IN_BATCH))
       .where('last_accessed_at', '<', now)
       .execute();
   }

@@ -11,14 +11,13 @@ import { DB_KINDS, freshDatabase, type DbKind } from '../../helpers/databases.ts
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { randomStorePath } from '../../helpers/nar.ts';
+import { insertTestCache } from '../../helpers/rows.ts';
 import { openDatabase, type Db } from '../../../src/db/dialect.ts';
 import { migrateToLatest } from '../../../src/db/migrate.ts';
-import { insertCache } from '../../../src/db/repos/caches.ts';
 import { upsertObject } from '../../../src/db/repos/objects.ts';
 import { setPin } from '../../../src/db/repos/pins.ts';
 import { runGarbageCollection } from '../../../src/gc/run.ts';
 import { LocalBlobStore } from '../../../src/storage/local.ts';
-import { SigningKey } from '../../../src/nix/signing.ts';
 
 const HOUR = 3600;
 const DAY = 86400;
@@ -112,20 +111,7 @@ let seq = 0;
 
 /** Writes the scenario through the production write paths (upsertObject, setPin); returns the cache and node paths. */
 async function materialise(db: Db, s: Scenario, now: number) {
-  const name = `prop-${++seq}`;
-  const key = SigningKey.generate(`loft-${name}-1`);
-  const cache = await insertCache(db.kysely, {
-    name,
-    signing_key: key.toString(),
-    public_key: key.publicKey().toString(),
-    is_public: 0,
-    priority: 41,
-    store_dir: '/nix/store',
-    upstream_key_names: '[]',
-    retention_seconds: s.retentionSeconds,
-    created_at: now,
-  });
-  assert.ok(cache);
+  const cache = await insertTestCache(db.kysely, `prop-${++seq}`, s.retentionSeconds);
   const nar = await db.kysely
     .insertInto('nars')
     .values({ nar_hash: `sha256:${randomBytes(16).toString('hex')}`, nar_size: 1, file_hash: 'sha256:x', file_size: 1, chunk_count: 0, created_at: now })
