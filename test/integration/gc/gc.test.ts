@@ -1,5 +1,7 @@
-// Garbage collection: retention never breaks a closure, unused NARs and chunks
-// are freed bottom-up, and leases give background jobs to one replica at a time.
+// Garbage collection through HTTP: retention never breaks a closure, unused NARs and chunks are
+// freed bottom-up, leases give background jobs to one replica at a time; use (narinfo hits, NAR
+// downloads, paths a push finds present) is tracked in batches; default, per-cache and "forever"
+// retention; pins; cascade deletion; dry runs, gc_passes and metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DB_KINDS, type DbKind } from '../../helpers/databases.ts';
@@ -209,11 +211,19 @@ for (const db of DB_KINDS) {
     const server = await withServer(t, db, { access_flush_seconds: 3600 });
     if (!server) return;
     await server.createCache('use', { retention_period: 86400 });
-    const [read, fetched, idle] = [await push(server, 'use', 'read'), await push(server, 'use', 'fetched'), await push(server, 'use', 'idle')];
+    const [read, fetched, asked, idle] = [
+      await push(server, 'use', 'read'),
+      await push(server, 'use', 'fetched'),
+      await push(server, 'use', 'asked'),
+      await push(server, 'use', 'idle'),
+    ];
     const narinfo = await (await server.fetch(`/use/${fetched.hash}.narinfo`, { token: server.adminToken })).text();
     // Aged after that read: the NAR download below must be what keeps `fetched`.
-    await age(server, [read.hash, fetched.hash, idle.hash]);
+    await age(server, [read.hash, fetched.hash, asked.hash, idle.hash]);
     const aged = await lastAccess(server, read.hash);
+    // A push that finds a path present will refer to it: that is use too.
+    const missing = await api(server, 'POST', '/_api/v1/get-missing-paths', { cache: 'use', store_path_hashes: [asked.hash] });
+    assert.deepEqual(await missing.json(), { missing_paths: [] });
     for (let i = 0; i < 20; i++) {
       assert.equal((await server.fetch(`/use/${read.hash}.narinfo`, { token: server.adminToken })).status, 200);
     }
@@ -228,6 +238,7 @@ for (const db of DB_KINDS) {
     assert.deepEqual(report.caches.find((c) => c.cache === 'use')?.store_paths, [idle.path], 'the pass writes recorded use first');
     assert.ok((await lastAccess(server, read.hash)) > Date.now() - 60_000);
     assert.ok((await lastAccess(server, fetched.hash)) > Date.now() - 60_000);
+    assert.ok((await lastAccess(server, asked.hash)) > Date.now() - 60_000);
   });
 
   test(`recorded use reaches the database within the flush interval (${db})`, async (t) => {
