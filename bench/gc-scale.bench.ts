@@ -4,6 +4,7 @@
 // latency at that size against a 1,000-path cache of the same server, side by side.
 // node --import tsx bench/gc-scale.bench.ts (normally through `npm run bench`).
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import { encodeNixBase32 } from '../src/nix/base32.ts';
 import { openDatabase } from '../src/db/dialect.ts';
@@ -18,7 +19,8 @@ import { startLoft, type LoftServer } from './lib/servers.ts';
 const PATHS = Number(process.env.GC_SCALE_PATHS ?? (QUICK ? 100_000 : 1_000_000));
 const SMALL = 1000;
 const RETENTION_DAYS = 30;
-const LOOKUPS = QUICK ? 2000 : 5000;
+/** Rounds of narinfo lookups; each asks every path of the small cache once. */
+const ROUNDS = 3;
 const BATCH = 500;
 const DAY_MS = 86_400_000;
 
@@ -115,36 +117,55 @@ async function fill(db: Kysely<Database>, cacheId: number, n: number, now: numbe
   return { hashes, references };
 }
 
+/**
+ * Sequential narinfo lookups, big and small cache interleaved (the order alternating). Every path
+ * looked up was rendered (and signed, which is stored) once in a warm-up, and no path is asked
+ * twice within the narinfo cache's 2 s: each round asks each small-cache path once and as many
+ * distinct big-cache paths, and rounds are 2.5 s apart. So both sides measure the database lookup.
+ */
 async function narinfoLatencies(loft: LoftServer, big: string[], small: string[]): Promise<{ big: number[]; small: number[] }> {
   const rand = rng(7);
+  const shuffled = (xs: string[]) => {
+    const a = [...xs];
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+  };
+  const bigSample = shuffled(big).slice(0, ROUNDS * small.length);
   const out = { big: [] as number[], small: [] as number[] };
-  const one = async (cache: 'big' | 'small', hash: string) => {
+  const one = async (cache: 'big' | 'small', hash: string, record: boolean) => {
     const t0 = performance.now();
-    const res = await fetch(`${loft.url}/${cache}/${hash}.narinfo`, { headers: { authorization: `Bearer ${loft.token}` } });
+    const res = await fetchOrOutput(loft, `${loft.url}/${cache}/${hash}.narinfo`, { headers: { authorization: `Bearer ${loft.token}` } });
     const text = await res.text();
     if (res.status !== 200) throw new Error(`narinfo ${cache}/${hash}: HTTP ${res.status} ${text}`);
-    out[cache].push(performance.now() - t0);
+    if (record) out[cache].push(performance.now() - t0);
   };
-  // Interleaved, distinct random paths (no narinfo-cache hits), after a warm-up of each.
-  for (let i = 0; i < 200; i++) {
-    await one('big', big[Math.floor(rand() * big.length)]);
-    await one('small', small[Math.floor(rand() * small.length)]);
-  }
-  out.big = [];
-  out.small = [];
-  // The order alternates, so neither cache always runs on the warmer connection.
-  for (let i = 0; i < LOOKUPS; i++) {
-    const pair = [() => one('big', big[Math.floor(rand() * big.length)]), () => one('small', small[Math.floor(rand() * small.length)])];
-    if (i % 2 === 1) pair.reverse();
-    for (const lookup of pair) await lookup();
+  for (const h of bigSample) await one('big', h, false);
+  for (const h of small) await one('small', h, false);
+  for (let r = 0; r < ROUNDS; r++) {
+    await sleep(2500);
+    const smallRound = shuffled(small);
+    for (let i = 0; i < small.length; i++) {
+      const pair = [() => one('big', bigSample[r * small.length + i], true), () => one('small', smallRound[i], true)];
+      if (i % 2 === 1) pair.reverse();
+      for (const lookup of pair) await lookup();
+    }
   }
   return out;
 }
 
-/** fetch, with the server's last output when the connection fails (a crash shows its reason). */
+/**
+ * fetch, with the server's last output when the connection fails (a crash shows its reason). A GET
+ * is tried twice: a keep-alive connection idle during the minutes of the fill is closed by now.
+ */
 async function fetchOrOutput(loft: LoftServer, url: string, init: RequestInit): Promise<Response> {
   try {
-    return await fetch(url, init);
+    return await fetch(url, init).catch((e: unknown) => {
+      if ((init.method ?? 'GET') !== 'GET') throw e;
+      return fetch(url, init);
+    });
   } catch (e) {
     throw new Error(`${init.method ?? 'GET'} ${url}: ${(e as Error).message}\n${loft.output()}`, { cause: e });
   }
@@ -229,4 +250,4 @@ async function benchOne(kind: 'sqlite' | 'postgres'): Promise<DbResult> {
 const only = process.env.GC_SCALE_DBS?.split(',') ?? ['sqlite', 'postgres'];
 const results: DbResult[] = [];
 for (const kind of ['sqlite', 'postgres'] as const) if (only.includes(kind)) results.push(await benchOne(kind));
-await writeResult('gc-scale', { paths: PATHS, small: SMALL, retentionDays: RETENTION_DAYS, lookups: LOOKUPS, results });
+await writeResult('gc-scale', { paths: PATHS, small: SMALL, retentionDays: RETENTION_DAYS, lookups: ROUNDS * SMALL, results });
