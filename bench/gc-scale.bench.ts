@@ -35,6 +35,8 @@ interface DbResult {
   fillSeconds?: number;
   gcSeconds?: number;
   gcPeakRssMB?: number;
+  /** The server's RSS just before the pass (its baseline: V8, worker threads, SQLite page cache). */
+  rssBeforeMB?: number;
   collected?: number;
   narsFreed?: number;
   narinfoMedianMs?: { big: number; small: number };
@@ -58,7 +60,7 @@ function rng(seed: number): () => number {
 /**
  * Fills a cache the way Loft's write path would (objects, their JSON references and object_refs
  * rows, one NAR each). Each path refers to about 6 others: half popular ones, half recent
- * neighbours. Two thirds were used within the retention period, the rest long ago.
+ * neighbours. Of the older 40 % of pushes, 90 % were last used long ago; of the rest, 10 %.
  */
 async function fill(db: Kysely<Database>, cacheId: number, n: number, now: number): Promise<{ hashes: string[]; references: number }> {
   const rand = rng(n);
@@ -91,7 +93,9 @@ async function fill(db: Kysely<Database>, cacheId: number, n: number, now: numbe
         if (j < i) refs.add(`${hashes[j]}-dep`);
       }
       refsOf.push([...refs]);
-      const age = Math.round(rand() < 2 / 3 ? rand() * 20 * DAY_MS : (31 + rand() * 330) * DAY_MS);
+      // Older pushes (the first 40 %) are mostly unused now, newer ones mostly used.
+      const unused = rand() < (i < 0.4 * n ? 0.9 : 0.1);
+      const age = Math.round(unused ? (31 + rand() * 330) * DAY_MS : rand() * 20 * DAY_MS);
       objects.push({
         cache_id: cacheId,
         store_path_hash: hashes[i],
@@ -229,6 +233,7 @@ async function benchOne(kind: 'sqlite' | 'postgres'): Promise<DbResult> {
       fillSeconds: round(filled.ms / 1000, 1),
       gcSeconds: round(pass.ms / 1000, 1),
       gcPeakRssMB: round(Math.max(rss.hwm, before.rss) / 1e6, 0),
+      rssBeforeMB: round(before.rss / 1e6, 0),
       collected: pass.value.paths,
       narsFreed: pass.value.nars,
       narinfoMedianMs: { big: round(median(latency.big), 3), small: round(median(latency.small), 3) },
@@ -236,7 +241,7 @@ async function benchOne(kind: 'sqlite' | 'postgres'): Promise<DbResult> {
       narinfoRatio: round(median(latency.big) / median(latency.small), 2),
     };
     log(
-      `gc-scale ${kind}: pass ${result.gcSeconds} s, peak RSS ${result.gcPeakRssMB} MB, ${result.collected} paths and ` +
+      `gc-scale ${kind}: pass ${result.gcSeconds} s, peak RSS ${result.gcPeakRssMB} MB (${result.rssBeforeMB} MB before), ${result.collected} paths and ` +
         `${result.narsFreed} NARs freed; narinfo median ${result.narinfoMedianMs!.big} ms vs ${result.narinfoMedianMs!.small} ms (×${result.narinfoRatio})`,
     );
     return result;
