@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { NarParser } from '../nix/nar/parser.ts';
 import { zstdDecompressSync } from '../compression/zstd.ts';
 import { formatSha256Nix32 } from '../nix/hash.ts';
-import { findNarByHash, insertNar } from '../db/repos/nars.ts';
+import { claimNar, insertNar } from '../db/repos/nars.ts';
 import type { ChunkRow, Database, NarRow } from '../db/schema.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { badRequest } from './errors.ts';
@@ -19,7 +19,7 @@ export interface NarClaim {
  * `verifyContent` the frames are decompressed and the NAR hash, size and
  * structure checked against the claim (chunks uploaded by a client).
  *
- * A NAR already recorded under the same hash is returned as is — without
+ * A NAR already recorded under the same hash is returned (claimed, see claimNar) — without
  * `verifyContent` only: the caller then streamed the whole NAR itself. A
  * client naming chunks must prove the chunks really make up that NAR, or it
  * could claim someone else's NAR by its hash.
@@ -32,7 +32,7 @@ export async function commitNar(
   opts: { verifyContent: boolean },
 ): Promise<NarRow> {
   if (!opts.verifyContent) {
-    const existing = await findNarByHash(db, claim.narHash);
+    const existing = await claimNar(db, claim.narHash, Date.now());
     if (existing) return existing;
   }
 

@@ -34,6 +34,15 @@ export function findNarChunks(db: Kysely<Database>, narId: number): Promise<Chun
 }
 
 /**
+ * The NAR with this hash, claimed for a push: its `created_at` is set to `now`, so garbage
+ * collection (which frees only NARs older than its grace period, re-checked in its DELETE) leaves
+ * it alone until the push has referenced it. Undefined if absent, or freed just now.
+ */
+export function claimNar(db: Kysely<Database>, narHash: string, now: number): Promise<NarRow | undefined> {
+  return db.updateTable('nars').set({ created_at: now }).where('nar_hash', '=', narHash).returningAll().executeTakeFirst();
+}
+
+/**
  * Records a complete, verified NAR and its chunk list in one transaction.
  * A NAR with the same hash recorded earlier wins; both callers get its row, claimed like
  * claimChunks claims chunks (`created_at` set anew) so garbage collection leaves it to the push.
@@ -54,12 +63,7 @@ export async function insertNar(
         .returningAll()
         .executeTakeFirst();
       if (inserted) break;
-      const claimed = await tx
-        .updateTable('nars')
-        .set({ created_at: nar.created_at })
-        .where('nar_hash', '=', nar.nar_hash)
-        .returningAll()
-        .executeTakeFirst();
+      const claimed = await claimNar(tx, nar.nar_hash, nar.created_at);
       if (claimed) return claimed;
     }
     const rows = chunkIds.map((chunk_id, seq) => ({ nar_id: inserted.id, seq, chunk_id }));
