@@ -5,25 +5,14 @@ import assert from 'node:assert/strict';
 import { DB_KINDS } from '../../helpers/databases.ts';
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { pushPath } from './support.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
 import { type CliRun, runCli } from '../../helpers/cli.ts';
 import type { GcReport, Pin } from '../../../src/api/v1.ts';
 
 const ok = (r: CliRun) => assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 
-async function push(server: TestServer, cache: string, name: string, references: string[] = []) {
-  const sp = randomStorePath(name);
-  const nar = await sampleNar(name, 100_000);
-  const res = await server.fetch('/_api/v1/upload-path', {
-    method: 'PUT',
-    token: server.adminToken,
-    headers: { 'content-type': 'application/octet-stream', 'x-loft-nar-info': JSON.stringify(uploadPathMeta(cache, sp.path, nar, { references })) },
-    body: nar,
-  });
-  assert.equal(res.status, 200, await res.text());
-  return sp;
-}
+const push = (server: TestServer, cache: string, name: string, references: string[] = []) => pushPath(server, cache, name, references, 100_000);
 
 for (const db of DB_KINDS) {
   test(`loft gc, loft pin and loft path delete --cascade (${db})`, { timeout: 240_000 }, async (t) => {

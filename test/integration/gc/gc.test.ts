@@ -7,26 +7,13 @@ import assert from 'node:assert/strict';
 import { DB_KINDS, type DbKind } from '../../helpers/databases.ts';
 import { postgresUnavailable, skipUnless } from '../../helpers/env.ts';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { pushPath } from './support.ts';
 import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tryAcquireLease } from '../../../src/db/repos/leases.ts';
 import type { DeletePathsResult, GcPassesResponse, GcReport, PinsResponse } from '../../../src/api/v1.ts';
 
-async function push(server: TestServer, cache: string, name: string, references: string[] = []) {
-  const sp = randomStorePath(name);
-  const nar = await sampleNar(name, 300_000);
-  const res = await server.fetch('/_api/v1/upload-path', {
-    method: 'PUT',
-    token: server.adminToken,
-    headers: {
-      'content-type': 'application/octet-stream',
-      'x-loft-nar-info': JSON.stringify(uploadPathMeta(cache, sp.path, nar, { references })),
-    },
-    body: nar,
-  });
-  assert.equal(res.status, 200, await res.text());
-  return sp;
-}
+const push = pushPath;
 
 async function count(server: TestServer, table: 'objects' | 'nars' | 'chunks' | 'nar_chunks'): Promise<number> {
   const r = await server.services.kysely
