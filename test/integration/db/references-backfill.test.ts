@@ -66,7 +66,7 @@ for (const kind of DB_KINDS) {
         .execute();
     }
 
-    assert.deepEqual(await migrateToLatest(db), ['0005_gc_v2']);
+    assert.ok((await migrateToLatest(db)).includes('0005_gc_v2'));
     const rows = await db.kysely
       .selectFrom('object_refs as r')
       .innerJoin('objects as o', 'o.id', 'r.object_id')
