@@ -11,6 +11,7 @@ import { pushPath } from './support.ts';
 import { randomStorePath, sampleNar, uploadPathMeta } from '../../helpers/nar.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tryAcquireLease } from '../../../src/db/repos/leases.ts';
+import { startJobs } from '../../../src/server/jobs.ts';
 import type { DeletePathsResult, GcPassesResponse, GcReport, PinsResponse } from '../../../src/api/v1.ts';
 
 const push = pushPath;
@@ -372,5 +373,19 @@ for (const db of DB_KINDS) {
     assert.match(metrics, new RegExp(`loft_gc_freed_bytes_total ${real.bytes_freed}`));
     assert.match(metrics, /loft_gc_deleted_total\{kind="paths"\} 1/);
     assert.match(metrics, /loft_gc_pass_duration_seconds_count 1/);
+  });
+
+  test(`the timer's passes are recorded too (${db})`, async (t) => {
+    const server = await withServer(t, db, { interval_seconds: 0.2 });
+    if (!server) return;
+    const jobs = startJobs(server.services, server.app.log);
+    t.after(() => jobs.stop());
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const { passes } = (await (await api(server, 'GET', '/_api/v1/gc/passes')).json()) as GcPassesResponse;
+      if (passes.some((p) => p.trigger === 'timer' && p.scope === '*')) break;
+      assert.ok(Date.now() < deadline, 'no timer pass recorded');
+      await sleep(100);
+    }
   });
 }
