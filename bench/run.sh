@@ -5,6 +5,7 @@
 #   BENCH_QUICK=1     small sizes, short runs: a smoke run in a few minutes (figures not comparable)
 #   BENCH_RUNS=N      pairs of runs per figure (default 3; the median is reported)
 #   BENCH_ONLY="narinfo push"  run only these benches (the report uses the others' last results)
+#   GC_SCALE_PATHS=N           paths of the gc-scale bench (default 1,000,000; 100,000 with BENCH_QUICK)
 #   BENCH_SKIP_DEDUP=1         keep the existing "Chunk dedup (issue 4)" section instead of re-running it
 #   BENCH_CPU_PROF=DIR         also write V8 CPU profiles of the server during push and download
 #
@@ -59,7 +60,7 @@ npx tsc -p "$BENCH_OUT/tsconfig.bench.json"
 
 # The bench process and everything it starts run on the client core; servers re-pin to core 0.
 CLIENT_CORE="${BENCH_CLIENT_CORE:-1}"
-benches=(${BENCH_ONLY:-narinfo nar-download push memory missing-paths push-load})
+benches=(${BENCH_ONLY:-narinfo nar-download push memory missing-paths push-load gc-scale})
 started=$(date +%s)
 for b in "${benches[@]}"; do
   echo "bench: === $b ===" >&2

@@ -1,4 +1,4 @@
-// The client commands of `loft` (login, use, cache, path, push, watch-store, completion), each
+// The client commands of `loft` (login, use, cache, path, pin, gc, push, watch-store, completion), each
 // loading its module lazily. Every action runs through `run`, which builds the CliContext and
 // turns any error into one `error: …` line and an exit code (src/cli/errors.ts).
 import { readFileSync } from 'node:fs';
@@ -174,10 +174,41 @@ export function registerClientCommands(program: Command): void {
     .description('delete paths from a cache (refused if other paths still reference them, unless --force)')
     .argument('<cache>', '[SERVER:]CACHE')
     .argument('<paths...>', 'store paths, base names or hashes')
-    .option('--force', 'delete even if other paths in the cache reference them')
+    .option('--cascade', 'also delete every path that refers to them, at any depth (they are listed)')
+    .option('--force', 'delete even if other paths in the cache reference them (breaks their closures)')
     .action(async (ref: string, paths: string[], opts) =>
       run(opts, async (ctx) => (await import('./commands/path.ts')).pathDeleteCommand(ref, paths, opts, ctx)),
     );
+
+  const pin = program.command('pin').description('pin store paths: a pinned path and its closure are never garbage-collected');
+  withGlobals(pin.command('add'), true)
+    .description('pin a path under a name; pinning again under the same name moves the pin')
+    .argument('<cache>', '[SERVER:]CACHE')
+    .argument('<name>', 'the pin name, e.g. release or production')
+    .argument('<path>', 'store path, base name, hash, or a symlink to a store path (./result)')
+    .option('--keep-revisions <n>', 'when the pin moves, keep its last N targets', positiveInt)
+    .option('--keep-days <d>', 'when the pin moves, keep each earlier target for D days after it was pinned', positiveInt)
+    .action(async (ref: string, name: string, p: string, opts) =>
+      run(opts, async (ctx) => (await import('./commands/pin.ts')).pinAddCommand(ref, name, p, opts, ctx)),
+    );
+  withGlobals(pin.command('list'), true)
+    .description("list a cache's pins and what they keep")
+    .argument('<cache>', '[SERVER:]CACHE')
+    .action(async (ref: string, opts) => run(opts, async (ctx) => (await import('./commands/pin.ts')).pinListCommand(ref, ctx)));
+  withGlobals(pin.command('remove'), true)
+    .description('remove a pin (its paths are then subject to retention again)')
+    .argument('<cache>', '[SERVER:]CACHE')
+    .argument('<name>', 'the pin name')
+    .action(async (ref: string, name: string, opts) =>
+      run(opts, async (ctx) => (await import('./commands/pin.ts')).pinRemoveCommand(ref, name, ctx)),
+    );
+
+  withGlobals(program.command('gc'), true)
+    .description('run garbage collection now: print what goes and the bytes freed')
+    .argument('[cache]', '[SERVER:]CACHE; with --all, an optional SERVER')
+    .option('--all', 'every cache (needs an admin token)')
+    .option('--dry-run', 'print what would go, change nothing')
+    .action(async (ref: string | undefined, opts) => run(opts, async (ctx) => (await import('./commands/gc.ts')).gcCommand(ref, opts, ctx)));
 
   withGlobals(program.command('push'), true)
     .description('push store paths (with their closure) to a cache')

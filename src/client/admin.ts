@@ -1,9 +1,9 @@
 // Cache administration and inspection calls of the JSON API (docs/api.md). Calls that change
 // state are not retried; reads are, like every LoftClient call.
-import type { CacheConfig, CacheSettingsBody } from '../api/v1.ts';
+import type { CacheConfig, CacheSettingsBody, DeletePathsResult, GcReport, GcRunBody, Pin, PinBody, PinsResponse } from '../api/v1.ts';
 import type { LoftClient } from './http.ts';
 
-export type { CacheSettingsBody };
+export type { CacheSettingsBody, DeletePathsResult, GcReport, Pin };
 
 export interface CacheStats {
   cache: string;
@@ -58,8 +58,31 @@ export function pathInfo(c: LoftClient, cache: string, hash: string): Promise<Pa
   return c.request('GET', `/_api/v1/path-info/${enc(cache)}/${enc(hash)}`);
 }
 
-export async function deletePaths(c: LoftClient, cache: string, hashes: string[], force: boolean): Promise<number> {
+export function deletePaths(
+  c: LoftClient,
+  cache: string,
+  hashes: string[],
+  o: { force?: boolean; cascade?: boolean },
+): Promise<DeletePathsResult> {
   const body: Record<string, unknown> = { cache, store_path_hashes: hashes };
-  if (force) body.force = true;
-  return (await c.request<{ deleted: number }>('POST', '/_api/v1/delete-paths', body, { retry: false })).deleted;
+  if (o.force) body.force = true;
+  if (o.cascade) body.cascade = true;
+  return c.request('POST', '/_api/v1/delete-paths', body, { retry: false });
+}
+
+/** One garbage-collection pass now: of one cache, or of every cache (admin). */
+export function runGc(c: LoftClient, body: GcRunBody): Promise<GcReport> {
+  return c.request('POST', '/_api/v1/gc', body, { retry: false });
+}
+
+export function setPin(c: LoftClient, cache: string, name: string, body: PinBody): Promise<Pin> {
+  return c.request('PUT', `/_api/v1/caches/${enc(cache)}/pins/${enc(name)}`, body, { retry: false });
+}
+
+export async function listPins(c: LoftClient, cache: string): Promise<Pin[]> {
+  return (await c.request<PinsResponse>('GET', `/_api/v1/caches/${enc(cache)}/pins`)).pins;
+}
+
+export async function removePin(c: LoftClient, cache: string, name: string): Promise<void> {
+  await c.request('DELETE', `/_api/v1/caches/${enc(cache)}/pins/${enc(name)}`, undefined, { retry: false });
 }

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { Principal } from '../token/index.ts';
 import type { CacheRow, ChunkRow, Database } from '../db/schema.ts';
-import { findChunksByHash, findVisibleChunks, stageChunks } from '../db/repos/chunks.ts';
+import { claimChunks, findVisibleChunks, stageChunks } from '../db/repos/chunks.ts';
 import { findNarInCache } from '../db/repos/nars.ts';
 import { WorkerInputError } from '../compression/pool.ts';
 import type { ChunkStore, PackWriter } from './chunk-store.ts';
@@ -150,7 +150,7 @@ async function storeBatch(
     throw e;
   }
   const storedHash = new Map(unique.map((r, i) => [r.hash, storedHashes[i]]));
-  const existing = await findChunksByHash(d.db, unique.map((r) => r.hash));
+  const existing = await claimChunks(d.db, unique.map((r) => r.hash), Date.now());
   // Only a chunk the caller could already see counts as deduplicated: the answer must not reveal
   // that a chunk existed in a cache the caller cannot read.
   const seen = existing.size > 0 ? await findVisibleChunks(d.db, [...existing.keys()], pullable, cache.id) : new Map();

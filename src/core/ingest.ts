@@ -3,7 +3,7 @@ import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import type { NixCompression } from '../compression/codecs.ts';
 import { WorkerInputError, type NarSession, type ReceivedChunk } from '../compression/pool.ts';
 import { formatSha256Nix32 } from '../nix/hash.ts';
-import { findChunksByHash } from '../db/repos/chunks.ts';
+import { claimChunks } from '../db/repos/chunks.ts';
 import type { ChunkRow, Database } from '../db/schema.ts';
 import type { ChunkStore, PackWriter } from './chunk-store.ts';
 import { badRequest, tooLarge } from './errors.ts';
@@ -183,7 +183,7 @@ class IngestPacker {
   async #store(window: string[], candidates: Map<string, Buffer>): Promise<void> {
     // A chunk the previous window stored since this one was cut is not looked up again.
     const unseen = [...candidates].filter(([hash]) => !this.#rows.has(hash) && !this.#inPack.has(hash));
-    const existing = await findChunksByHash(this.db, unseen.map(([hash]) => hash));
+    const existing = await claimChunks(this.db, unseen.map(([hash]) => hash), Date.now());
     for (const [hash, row] of existing) this.#rows.set(hash, row);
     const fresh = unseen.filter(([hash]) => !existing.has(hash));
     const frames = await Promise.all(fresh.map(([, data]) => this.store.pool.compress(data)));

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { WorkerInputError, type PackedFrame } from '../compression/pool.ts';
-import { findNarByHash, insertNar } from '../db/repos/nars.ts';
+import { claimNar, insertNar } from '../db/repos/nars.ts';
 import type { ChunkRow, Database, NarRow } from '../db/schema.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { badRequest } from './errors.ts';
@@ -24,7 +24,7 @@ export interface NarClaim {
  * decompressed in the worker and the NAR hash, size and structure checked
  * against the claim, and the listing built there.
  *
- * A NAR already recorded under the same hash is returned as is — without
+ * A NAR already recorded under the same hash is returned (claimed, see claimNar) — without
  * `verifyContent` only: the caller then streamed the whole NAR itself. A
  * client naming chunks must prove the chunks really make up that NAR, or it
  * could claim someone else's NAR by its hash.
@@ -37,7 +37,7 @@ export async function commitNar(
   opts: { verifyContent: boolean },
 ): Promise<NarRow> {
   if (!opts.verifyContent) {
-    const existing = await findNarByHash(db, claim.narHash);
+    const existing = await claimNar(db, claim.narHash, Date.now());
     if (existing) return existing;
   }
   let { fileHash, fileSize, listing = null } = claim;

@@ -87,10 +87,10 @@ export class UsageRecorder {
       hour: hourOf(Date.now()),
       passes: 1,
       failures: report ? 0 : 1,
-      paths_expired: report?.expiredPaths ?? 0,
+      paths_expired: report?.paths ?? 0,
       nars_deleted: report?.nars ?? 0,
       chunks_deleted: report?.chunks ?? 0,
-      bytes_freed: report?.bytesFreed ?? 0,
+      bytes_freed: report?.bytes_freed ?? 0,
     });
     // What GC freed shows in the storage chart at once.
     this.#snapshotHour = 0;

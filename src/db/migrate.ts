@@ -4,6 +4,7 @@ import { initialSchema } from './migrations/0001_initial.ts';
 import { leases } from './migrations/0002_leases.ts';
 import { chunkStorageKeyIndex } from './migrations/0003_chunk_storage_key.ts';
 import { packs } from './migrations/0004_packs.ts';
+import { gcV2 } from './migrations/0005_gc_v2.ts';
 import { usageHistory } from './migrations/0006_usage_history.ts';
 import { cacheKeys } from './migrations/0007_cache_keys.ts';
 
@@ -13,6 +14,7 @@ const MIGRATIONS: Record<string, (kind: DialectKind) => Migration> = {
   '0002_leases': () => leases,
   '0003_chunk_storage_key': () => chunkStorageKeyIndex,
   '0004_packs': packs,
+  '0005_gc_v2': gcV2,
   '0006_usage_history': usageHistory,
   '0007_cache_keys': cacheKeys,
 };

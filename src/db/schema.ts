@@ -116,6 +116,54 @@ export interface ObjectTable {
   last_accessed_at: number;
 }
 
+/** One reference of a path, by the referenced path's hash: closure walks are recursive queries over these. */
+export interface ObjectRefTable {
+  object_id: number;
+  cache_id: number;
+  ref_hash: string;
+}
+
+/** A named pin of a cache (`loft pin add`); what it keeps is in pin_revisions. */
+export interface PinTable {
+  id: Generated<number>;
+  cache_id: number;
+  name: string;
+  /** Keep the last N targets; NULL = no count limit. */
+  keep_revisions: number | null;
+  /** Keep each target for D days after it was replaced; NULL = no age limit. */
+  keep_days: number | null;
+  created_by: string | null;
+  created_at: number;
+}
+
+/** A target a pin has had; the newest is the current one. Each keeps its path's closure from GC. */
+export interface PinRevisionTable {
+  /** Increases with every pin: the highest of a pin is its current target. */
+  id: Generated<number>;
+  pin_id: number;
+  cache_id: number;
+  store_path_hash: string;
+  store_path: string;
+  pinned_at: number;
+}
+
+/** A garbage-collection pass that ran (dry runs are not recorded). */
+export interface GcPassTable {
+  id: Generated<number>;
+  started_at: number;
+  duration_ms: number;
+  /** `timer` or `api`. */
+  trigger: string;
+  /** A cache name, or `*` for every cache. */
+  scope: string;
+  paths: number;
+  nars: number;
+  chunks: number;
+  bytes_freed: number;
+  /** JSON of the whole report (api/v1.ts GcReport). */
+  report: string;
+}
+
 /**
  * A NAR uploaded by `nix copy` under its own file name (`nar/<filehash>.nar.xz`)
  * whose narinfo has not arrived yet; scoped to the cache it was uploaded to.
@@ -206,6 +254,10 @@ export interface Database {
   nar_listings: NarListingTable;
   nar_chunks: NarChunkTable;
   objects: ObjectTable;
+  object_refs: ObjectRefTable;
+  pins: PinTable;
+  pin_revisions: PinRevisionTable;
+  gc_passes: GcPassTable;
   nar_uploads: NarUploadTable;
   chunk_stagings: ChunkStagingTable;
   revoked_tokens: RevokedTokenTable;
@@ -223,3 +275,4 @@ export type ChunkRow = Selectable<ChunkTable>;
 export type PackRow = Selectable<PackTable>;
 export type ObjectRow = Selectable<ObjectTable>;
 export type NewObject = Insertable<ObjectTable>;
+export type PinRow = Selectable<PinTable>;

@@ -1,38 +1,69 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
+import { doomedPathsCte } from './closure.ts';
 
-const DELETE_BATCH = 1000;
+/** Store paths a report lists; the count is always exact. */
+export const LISTED_PATHS = 1000;
+const IN_BATCH = 5000;
+
+export interface CacheCollection {
+  paths: number;
+  /** The first LISTED_PATHS of them. */
+  storePaths: string[];
+  /** Compressed bytes of the NARs that no path holds any more once these are gone. */
+  narBytes: number;
+}
 
 /**
- * Removes the cache's paths unused for `retentionSeconds` — except those a
- * kept path refers to, directly or not: a closure in the cache is never
- * broken, so any path Nix can find here can still be substituted whole.
+ * Collects the cache's paths unused since `cutoff` that no kept path (used since, or pinned)
+ * reaches through references: a closure in the cache is never broken, so any path Nix can find
+ * here can still be substituted whole. The decision and the deletion are one statement. A dry
+ * run answers the same question and deletes nothing.
  */
-export async function expireUnusedPaths(
+export async function collectUnusedPaths(
   db: Kysely<Database>,
   cacheId: number,
-  retentionSeconds: number,
-  now = Date.now(),
-): Promise<number> {
-  const cutoff = now - retentionSeconds * 1000;
-  const rows = await db
-    .selectFrom('objects')
-    .select(['id', 'store_path_hash', 'references', 'last_accessed_at'])
-    .where('cache_id', '=', cacheId)
-    .execute();
-  const byHash = new Map(rows.map((r) => [r.store_path_hash, r]));
-  const expired = new Set(rows.filter((r) => r.last_accessed_at < cutoff).map((r) => r.store_path_hash));
-  const keep = rows.filter((r) => !expired.has(r.store_path_hash));
-  while (keep.length > 0) {
-    const r = keep.pop()!;
-    for (const ref of JSON.parse(r.references) as string[]) {
-      const hash = ref.slice(0, 32);
-      if (expired.delete(hash)) keep.push(byHash.get(hash)!);
-    }
+  cutoff: number,
+  now: number,
+  dryRun: boolean,
+): Promise<CacheCollection> {
+  const doomed = doomedPathsCte(cacheId, cutoff, now);
+  if (dryRun) {
+    const { rows } = await sql<{ paths: number; nar_bytes: number | null }>`${doomed}
+      SELECT
+        (SELECT COUNT(*) FROM doomed) AS paths,
+        (SELECT SUM(n.file_size) FROM nars n
+          WHERE n.id IN (SELECT o.nar_id FROM objects o WHERE o.id IN (SELECT id FROM doomed))
+            AND NOT EXISTS (SELECT 1 FROM objects x WHERE x.nar_id = n.id AND x.id NOT IN (SELECT id FROM doomed))
+        ) AS nar_bytes`.execute(db);
+    const listed = await sql<{ store_path: string }>`${doomed}
+      SELECT o.store_path FROM objects o WHERE o.id IN (SELECT id FROM doomed) ORDER BY o.store_path LIMIT ${LISTED_PATHS}`.execute(db);
+    return {
+      paths: Number(rows[0].paths),
+      storePaths: listed.rows.map((r) => r.store_path),
+      narBytes: Number(rows[0].nar_bytes ?? 0),
+    };
   }
-  const ids = [...expired].map((h) => byHash.get(h)!.id);
-  for (let i = 0; i < ids.length; i += DELETE_BATCH) {
-    await db.deleteFrom('objects').where('id', 'in', ids.slice(i, i + DELETE_BATCH)).execute();
+  const { rows } = await sql<{ store_path: string; nar_id: number }>`${doomed}
+    DELETE FROM objects WHERE id IN (SELECT id FROM doomed) RETURNING store_path, nar_id`.execute(db);
+  return {
+    paths: rows.length,
+    storePaths: rows.slice(0, LISTED_PATHS).map((r) => r.store_path),
+    narBytes: await unheldNarBytes(db, [...new Set(rows.map((r) => Number(r.nar_id)))]),
+  };
+}
+
+/** Compressed bytes of those NARs that no path of any cache holds. */
+async function unheldNarBytes(db: Kysely<Database>, narIds: number[]): Promise<number> {
+  let bytes = 0;
+  for (let i = 0; i < narIds.length; i += IN_BATCH) {
+    const row = await db
+      .selectFrom('nars as n')
+      .select(({ fn }) => fn.sum<number>('n.file_size').as('bytes'))
+      .where('n.id', 'in', narIds.slice(i, i + IN_BATCH))
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('objects as o').select('o.id').whereRef('o.nar_id', '=', 'n.id'))))
+      .executeTakeFirst();
+    bytes += Number(row?.bytes ?? 0);
   }
-  return ids.length;
+  return bytes;
 }

@@ -6,6 +6,8 @@ export interface SweepResult {
   stagings: number;
   nars: number;
   chunks: number;
+  /** Stored bytes of the deleted chunks. */
+  chunkBytes: number;
 }
 
 const CHUNK_BATCH = 1000;
@@ -41,6 +43,7 @@ export async function sweepUnreferenced(db: Kysely<Database>, cutoff: number): P
     )
     .executeTakeFirst();
   let chunks = 0;
+  let chunkBytes = 0;
   for (;;) {
     const candidates = await db
       .selectFrom('chunks')
@@ -50,13 +53,16 @@ export async function sweepUnreferenced(db: Kysely<Database>, cutoff: number): P
       .limit(CHUNK_BATCH)
       .execute();
     if (candidates.length === 0) break;
-    // Re-checked in the DELETE itself: a push may have started using a chunk since the SELECT.
+    // Re-checked in the DELETE itself: a push may have started using (or claimed) a chunk since the SELECT.
     const deleted = await db
       .deleteFrom('chunks')
       .where('id', 'in', candidates.map((c) => c.id))
+      .where('created_at', '<', cutoff)
       .where(unusedChunk)
-      .executeTakeFirst();
-    chunks += Number(deleted.numDeletedRows);
+      .returning('stored_size')
+      .execute();
+    chunks += deleted.length;
+    for (const d of deleted) chunkBytes += Number(d.stored_size);
     if (candidates.length < CHUNK_BATCH) break;
   }
   return {
@@ -64,5 +70,6 @@ export async function sweepUnreferenced(db: Kysely<Database>, cutoff: number): P
     stagings: Number(stagings.numDeletedRows),
     nars: Number(nars.numDeletedRows),
     chunks,
+    chunkBytes,
   };
 }

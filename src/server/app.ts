@@ -34,6 +34,7 @@ function guardBodies(app: FastifyInstance, s: Services): void {
     return req.headers['content-type']?.startsWith('application/json') ? pacedBody(req, payload, s.config) : payload;
   });
 }
+import { pinRoutes } from './routes/pins.ts';
 
 export interface AppOptions {
   logger?: boolean | { level: string };
@@ -81,6 +82,7 @@ export async function buildApp(s: Services, opts: AppOptions = {}): Promise<Fast
   tokenRoutes(app, s);
   adminRoutes(app, s);
   pathRoutes(app, s);
+  pinRoutes(app, s);
   binaryCacheRoutes(app, s);
   return app;
 }

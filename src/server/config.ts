@@ -57,6 +57,8 @@ export interface ServerConfig {
     stagingGraceSeconds: number;
     /** Packs whose live bytes fall below this share of their size are rewritten. */
     compactBelow: number;
+    /** Path use (narinfo hits, downloads) is written to the database in batches this often. */
+    accessFlushSeconds: number;
   };
   metrics: {
     /** When set, GET /metrics needs `Authorization: Bearer <token>` (or an admin token). */
@@ -179,6 +181,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       defaultRetentionSeconds: gc.num('default_retention_seconds', 0),
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
       compactBelow: gc.num('compact_below', 0.5),
+      accessFlushSeconds: gc.num('access_flush_seconds', 15),
     },
     metrics: {
       token: env.LOFT_METRICS_TOKEN ?? me.optStr('token'),

@@ -2,32 +2,69 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
 import { releaseLease, tryAcquireLease } from '../db/repos/leases.ts';
+import { recordGcPass } from '../db/repos/gc-passes.ts';
 import { runGarbageCollection, type GcReport } from '../gc/run.ts';
+import type { CacheRow } from '../db/schema.ts';
 import { LocalBlobStore } from '../storage/local.ts';
 import type { Services } from './services.ts';
 
 const LEASE = 'gc';
 
-/** One GC pass, counted in the metrics and the dashboard's GC history whether it succeeds or not. */
-export async function gcOnce(s: Services): Promise<GcReport> {
-  let report: GcReport | undefined;
+export interface GcRequest {
+  trigger: 'timer' | 'api';
+  /** Default: every cache. */
+  cache?: CacheRow;
+  dryRun?: boolean;
+}
+
+/**
+ * One garbage-collection pass, however started. Use recorded in memory is written first, so the
+ * pass sees it; a real pass is then logged, counted in the metrics and recorded in gc_passes.
+ */
+export async function gcOnce(s: Services, log: FastifyBaseLogger, req: GcRequest): Promise<GcReport> {
+  await s.accessTracker.flush();
+  let report: GcReport;
   try {
     report = await runGarbageCollection(s.kysely, s.chunkStore, {
       defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
       graceSeconds: s.config.gc.stagingGraceSeconds,
       compactBelow: s.config.gc.compactBelow,
+      cache: req.cache,
+      dryRun: req.dryRun,
     });
-    return report;
-  } finally {
-    s.metrics.gcPasses.inc({ result: report ? 'ok' : 'failed' });
-    s.metrics.gcBytesFreed.inc(report?.bytesFreed ?? 0);
-    await s.usage.recordGcPass(report);
+  } catch (e) {
+    if (!req.dryRun) {
+      s.metrics.gcPasses.inc({ trigger: req.trigger, result: 'failed' });
+      await s.usage.recordGcPass(undefined).catch(() => {});
+    }
+    throw e;
   }
-}
-
-/** Rows and blobs removed, by kind (bytes freed have their own counter). */
-export function countDeleted(s: Services, { bytesFreed: _, ...removed }: GcReport): void {
-  for (const [kind, n] of Object.entries(removed)) s.metrics.gcDeleted.inc({ kind }, n);
+  if (report.dry_run) return report;
+  for (const c of report.caches) {
+    const row = c.paths > 0 ? await s.caches.find(c.cache) : undefined;
+    if (row) s.narinfoCache.forgetCache(row.id);
+  }
+  const scope = req.cache?.name ?? '*';
+  await recordGcPass(s.kysely, {
+    started_at: Date.parse(report.started_at),
+    duration_ms: report.duration_ms,
+    trigger: req.trigger,
+    scope,
+    paths: report.paths,
+    nars: report.nars,
+    chunks: report.chunks,
+    bytes_freed: report.bytes_freed,
+    report: JSON.stringify(report),
+  });
+  const m = s.metrics;
+  m.gcPasses.inc({ trigger: req.trigger, result: 'ok' });
+  m.gcPassDuration.observe(report.duration_ms / 1000);
+  m.gcBytesFreed.inc(report.bytes_freed);
+  for (const kind of ['paths', 'nars', 'chunks', 'uploads', 'stagings', 'orphan_blobs', 'packs_deleted'] as const) m.gcDeleted.inc({ kind }, report[kind]);
+  await s.usage.recordGcPass(report);
+  const { caches: _, ...totals } = report;
+  log.info({ gc: { ...totals, trigger: req.trigger, scope } }, `garbage collection: ${report.paths} paths, ${report.nars} NARs, ${report.chunks} chunks, ${report.bytes_freed} bytes freed in ${report.duration_ms} ms`);
+  return report;
 }
 
 /**
@@ -42,10 +79,8 @@ export function startJobs(s: Services, log: FastifyBaseLogger): { stop(): Promis
   const tick = async () => {
     try {
       if (!(await tryAcquireLease(s.kysely, LEASE, holder, intervalMs * 3))) return;
-      const report = await gcOnce(s);
+      await gcOnce(s, log, { trigger: 'timer' });
       if (s.blobs instanceof LocalBlobStore) await s.blobs.sweepTemporaryFiles(3600_000);
-      countDeleted(s, report);
-      log.info({ ...report }, 'garbage collection done');
     } catch (err) {
       log.error({ err }, 'garbage collection failed; retrying next interval');
     }

@@ -40,6 +40,23 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly gcPasses = new Counter({
+    name: 'loft_gc_passes_total',
+    help: 'Garbage-collection passes run by this process, by trigger (timer, api) and result (ok, failed)',
+    labelNames: ['trigger', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly gcBytesFreed = new Counter({
+    name: 'loft_gc_freed_bytes_total',
+    help: 'Stored bytes of the chunks garbage collection deleted (returned to the storage as their packs are compacted)',
+    registers: [this.registry],
+  });
+  readonly gcPassDuration = new Histogram({
+    name: 'loft_gc_pass_duration_seconds',
+    help: 'Duration of garbage-collection passes',
+    buckets: [0.1, 1, 10, 60, 300, 900, 3600],
+    registers: [this.registry],
+  });
 
   // Per cache (the `cache` label is the cache name; docs/deployment.md says how to keep /metrics private).
   readonly narinfoRequests = new Counter({
@@ -88,17 +105,6 @@ export class Metrics {
     name: 'loft_cache_dedup_ratio',
     help: 'Share of the logical NAR bytes of a cache that dedup and compression save: 1 - stored/NAR bytes',
     labelNames: ['cache'] as const,
-    registers: [this.registry],
-  });
-  readonly gcPasses = new Counter({
-    name: 'loft_gc_passes_total',
-    help: 'Garbage-collection passes run by this process, by result',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-  readonly gcBytesFreed = new Counter({
-    name: 'loft_gc_freed_bytes_total',
-    help: 'Stored bytes of the chunks garbage collection deleted',
     registers: [this.registry],
   });
   /** Pools read at scrape time: the PostgreSQL connection pool (none with SQLite) and the chunk workers. */

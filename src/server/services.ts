@@ -17,6 +17,7 @@ import { validateChunkingParams } from '../chunking/fastcdc.ts';
 import { Metrics } from './metrics.ts';
 import { NarInfoCache } from '../core/narinfo-cache.ts';
 import { UsageRecorder } from '../core/usage.ts';
+import { AccessTracker } from '../core/access-tracker.ts';
 
 /** Everything a request handler needs, built once per process. */
 export interface Services {
@@ -33,6 +34,8 @@ export interface Services {
   metrics: Metrics;
   narinfoCache: NarInfoCache;
   usage: UsageRecorder;
+  /** Batched last-access writes (narinfo hits, NAR downloads), for retention. */
+  accessTracker: AccessTracker;
   close(): Promise<void>;
 }
 
@@ -65,6 +68,9 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     historyDays: config.metrics.historyDays,
     onSnapshot: (cache, st) => metrics.cacheStorage(cache, st),
   });
+  const accessTracker = new AccessTracker(db.kysely, config.gc.accessFlushSeconds * 1000, (err) =>
+    console.error('loft: recording path use failed; retrying at the next flush', err),
+  );
   const revocations = new CachedRevocationList(() => loadRevokedJtis(db.kysely), { ttlMs: config.auth.revocationTtlMs });
   return {
     config,
@@ -87,7 +93,9 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     metrics,
     narinfoCache: new NarInfoCache(),
     usage,
+    accessTracker,
     async close() {
+      await accessTracker.close().catch(() => {});
       await usage.close().catch(() => {});
       await pool.close();
       await db.close();

@@ -10,6 +10,7 @@ export type Permission =
   | 'create_cache'
   | 'configure_cache'
   | 'configure_retention'
+  | 'pin'
   | 'destroy_cache';
 
 /** Canonical order; issued tokens list permissions in this order. */
@@ -20,6 +21,7 @@ export const ALL_PERMISSIONS: readonly Permission[] = [
   'create_cache',
   'configure_cache',
   'configure_retention',
+  'pin',
   'destroy_cache',
 ];
 

@@ -43,12 +43,14 @@ export async function pathInfoCommand(ref: string, storePath: string, ctx: CliCo
 
 export interface PathDeleteOptions {
   force?: boolean;
+  cascade?: boolean;
 }
 
 export async function pathDeleteCommand(ref: string, paths: string[], opts: PathDeleteOptions, ctx: CliContext): Promise<void> {
+  if (opts.force && opts.cascade) throw new UsageError('give either --force or --cascade, not both');
   const hashes = [...new Set(paths.map(storePathHash))];
   const t = await ctx.resolveCache(ref);
-  const deleted = await deletePaths(t.client, t.cache, hashes, opts.force === true);
-  if (ctx.json) ctx.stdout.write(`${JSON.stringify({ cache: t.cache, deleted }, null, 2)}\n`);
-  else ctx.stdout.write(`${pathsDeleted(deleted, t.cache)}\n`);
+  const result = await deletePaths(t.client, t.cache, hashes, { force: opts.force, cascade: opts.cascade });
+  if (ctx.json) ctx.stdout.write(`${JSON.stringify({ cache: t.cache, ...result }, null, 2)}\n`);
+  else ctx.stdout.write(`${pathsDeleted(result.deleted, t.cache, result.cascaded)}\n`);
 }

@@ -15,6 +15,7 @@ const GRANT_FLAGS: Array<[string, Permission]> = [
   ['create-cache', 'create_cache'],
   ['configure-cache', 'configure_cache'],
   ['configure-retention', 'configure_retention'],
+  ['pin', 'pin'],
   ['destroy-cache', 'destroy_cache'],
 ];
 

@@ -1,6 +1,6 @@
 // Everything the client commands print for humans, as functions returning strings (no I/O here).
 import type { CacheConfig } from '../../client/http.ts';
-import type { CacheStats, PathInfo } from '../../client/admin.ts';
+import type { CacheStats, GcReport, PathInfo, Pin } from '../../client/admin.ts';
 
 export function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -121,8 +121,47 @@ export function pathInfoText(p: PathInfo): string {
   return `${fields(pairs)}\nReferences:${list(p.references)}\nSigs:${list(p.sigs)}`;
 }
 
-export function pathsDeleted(n: number, cache: string): string {
-  return `✓ deleted ${n} path${n === 1 ? '' : 's'} from '${cache}'`;
+export function pathsDeleted(n: number, cache: string, cascaded: string[] = []): string {
+  const done = `✓ deleted ${n} path${n === 1 ? '' : 's'} from '${cache}'`;
+  return cascaded.length === 0 ? done : `${done}, with the ${cascaded.length} that referred to them:${cascaded.map((p) => `\n  ${p}`).join('')}`;
+}
+
+/** What a garbage-collection pass removed (or would: a dry run). */
+export function gcDone(r: GcReport): string {
+  const lines: string[] = [];
+  for (const c of r.caches) {
+    if (c.paths === 0) continue;
+    lines.push(`${c.cache}: ${c.paths} path${c.paths === 1 ? '' : 's'} (${humanBytes(c.nar_bytes)} of NARs)`);
+    for (const p of c.store_paths) lines.push(`  ${p}`);
+    if (c.paths > c.store_paths.length) lines.push(`  … and ${c.paths - c.store_paths.length} more`);
+  }
+  if (r.dry_run) {
+    lines.push(`dry run: ${r.paths} path${r.paths === 1 ? '' : 's'} would go, freeing up to ${humanBytes(r.nar_bytes)} of NARs; nothing was changed`);
+  } else {
+    lines.push(
+      `✓ ${r.paths} path${r.paths === 1 ? '' : 's'}, ${r.nars} NAR${r.nars === 1 ? '' : 's'} and ${r.chunks} chunk${r.chunks === 1 ? '' : 's'} ` +
+        `collected; ${humanBytes(r.bytes_freed)} freed in ${(r.duration_ms / 1000).toFixed(1)} s`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function pinList(cache: string, pins: Pin[]): string {
+  if (pins.length === 0) return `no pins in '${cache}'`;
+  const keep = (p: Pin) =>
+    [p.keep_revisions !== null ? `last ${p.keep_revisions}` : '', p.keep_days !== null ? `${p.keep_days}d` : ''].filter(Boolean).join(' or ') ||
+    'forever';
+  const rows = [['NAME', 'STORE PATH', 'KEEPS', 'REVISIONS']];
+  for (const p of pins) rows.push([p.name, p.store_path, keep(p), String(p.revisions.length)]);
+  return table(rows);
+}
+
+export function pinSet(cache: string, p: Pin): string {
+  return `✓ pinned ${p.store_path} as '${p.name}' in '${cache}' (${p.revisions.length} revision${p.revisions.length === 1 ? '' : 's'} kept)`;
+}
+
+export function pinRemoved(cache: string, name: string): string {
+  return `✓ removed pin '${name}' from '${cache}'; its paths are collected once unused past the retention period`;
 }
 
 /** One file's planned change, as `loft use` reports it. */

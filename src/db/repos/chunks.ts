@@ -19,6 +19,26 @@ export async function findChunksByHash(db: Kysely<Database>, hashes: string[]): 
 }
 
 /**
+ * The chunks of `hashes` that exist, claimed for a push: their `created_at` is set to `now`, so
+ * garbage collection (which frees only chunks older than its grace period, re-checked in its
+ * DELETE) leaves them alone while the push references them. A chunk not returned is absent, or
+ * was freed just now: the caller stores it anew.
+ */
+export async function claimChunks(db: Kysely<Database>, hashes: string[], now: number): Promise<Map<string, ChunkRow>> {
+  const found = new Map<string, ChunkRow>();
+  for (let i = 0; i < hashes.length; i += IN_BATCH) {
+    const rows = await db
+      .updateTable('chunks')
+      .set({ created_at: now })
+      .where('hash', 'in', hashes.slice(i, i + IN_BATCH))
+      .returningAll()
+      .execute();
+    for (const r of rows) found.set(r.hash, r);
+  }
+  return found;
+}
+
+/**
  * Records stored chunks in one statement. Rows another upload recorded first
  * are returned from the table and listed in `lost`: those callers' blobs are
  * redundant and must be deleted.

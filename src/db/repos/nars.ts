@@ -34,9 +34,19 @@ export function findNarChunks(db: Kysely<Database>, narId: number): Promise<Chun
 }
 
 /**
- * Records a complete, verified NAR, its chunk list and its listing in one
- * transaction. A NAR with the same hash recorded concurrently wins; both
- * callers get its row.
+ * The NAR with this hash, claimed for a push: its `created_at` is set to `now`, so garbage
+ * collection (which frees only NARs older than its grace period, re-checked in its DELETE) leaves
+ * it alone until the push has referenced it. Undefined if absent, or freed just now.
+ */
+export function claimNar(db: Kysely<Database>, narHash: string, now: number): Promise<NarRow | undefined> {
+  return db.updateTable('nars').set({ created_at: now }).where('nar_hash', '=', narHash).returningAll().executeTakeFirst();
+}
+
+/**
+ * Records a complete, verified NAR, its chunk list and its listing in one transaction.
+ * A NAR with the same hash recorded earlier wins; both callers get its row, claimed like
+ * claimChunks claims chunks (`created_at` set anew) so garbage collection leaves it to the push.
+ * One freed meanwhile is recorded again.
  */
 export async function insertNar(
   db: Kysely<Database>,
@@ -45,14 +55,17 @@ export async function insertNar(
   listing: string | null = null,
 ): Promise<NarRow> {
   return db.transaction().execute(async (tx) => {
-    const inserted = await tx
-      .insertInto('nars')
-      .values(nar)
-      .onConflict((oc) => oc.column('nar_hash').doNothing())
-      .returningAll()
-      .executeTakeFirst();
-    if (!inserted) {
-      return tx.selectFrom('nars').selectAll().where('nar_hash', '=', nar.nar_hash).executeTakeFirstOrThrow();
+    let inserted: NarRow | undefined;
+    while (!inserted) {
+      inserted = await tx
+        .insertInto('nars')
+        .values(nar)
+        .onConflict((oc) => oc.column('nar_hash').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (inserted) break;
+      const claimed = await claimNar(tx, nar.nar_hash, nar.created_at);
+      if (claimed) return claimed;
     }
     const rows = chunkIds.map((chunk_id, seq) => ({ nar_id: inserted.id, seq, chunk_id }));
     for (let i = 0; i < rows.length; i += 1000) {

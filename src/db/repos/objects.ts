@@ -64,37 +64,61 @@ export async function findMissingPaths(
   return hashes.filter((h) => !present.has(h));
 }
 
-/** Inserts the cache's entry for a store path unless it has one; false when another push got there first. */
+/**
+ * Inserts the cache's entry for a store path unless it has one, with its object_refs rows in the
+ * same transaction; false when another push got there first.
+ */
 export async function insertObjectIfAbsent(db: Kysely<Database>, obj: NewObject): Promise<boolean> {
-  const inserted = await db
-    .insertInto('objects')
-    .values(obj)
-    .onConflict((oc) => oc.columns(['cache_id', 'store_path_hash']).doNothing())
-    .returning('store_path_hash')
-    .executeTakeFirst();
-  return inserted !== undefined;
+  return db.transaction().execute(async (tx) => {
+    const inserted = await tx
+      .insertInto('objects')
+      .values(obj)
+      .onConflict((oc) => oc.columns(['cache_id', 'store_path_hash']).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted) await writeRefs(tx, inserted.id, obj);
+    return inserted !== undefined;
+  });
 }
 
-/** Inserts or replaces the cache's entry for a store path (re-push, re-signing by `nix store sign`). */
+/**
+ * Inserts or replaces the cache's entry for a store path (re-push, re-signing by `nix store sign`),
+ * and its reference rows with it: the JSON (served in narinfos) and object_refs (walked by GC)
+ * change together, in one transaction.
+ */
 export async function upsertObject(db: Kysely<Database>, obj: NewObject): Promise<void> {
-  await db
-    .insertInto('objects')
-    .values(obj)
-    .onConflict((oc) =>
-      oc.columns(['cache_id', 'store_path_hash']).doUpdateSet((eb) => ({
-        store_path: eb.ref('excluded.store_path'),
-        nar_id: eb.ref('excluded.nar_id'),
-        references: eb.ref('excluded.references'),
-        deriver: eb.ref('excluded.deriver'),
-        ca: eb.ref('excluded.ca'),
-        client_sigs: eb.ref('excluded.client_sigs'),
-        server_sig: eb.ref('excluded.server_sig'),
-        server_sig_key: eb.ref('excluded.server_sig_key'),
-        created_by: eb.ref('excluded.created_by'),
-        last_accessed_at: eb.ref('excluded.last_accessed_at'),
-      })),
-    )
-    .execute();
+  await db.transaction().execute(async (tx) => {
+    const { id } = await tx
+      .insertInto('objects')
+      .values(obj)
+      .onConflict((oc) =>
+        oc.columns(['cache_id', 'store_path_hash']).doUpdateSet((eb) => ({
+          store_path: eb.ref('excluded.store_path'),
+          nar_id: eb.ref('excluded.nar_id'),
+          references: eb.ref('excluded.references'),
+          deriver: eb.ref('excluded.deriver'),
+          ca: eb.ref('excluded.ca'),
+          client_sigs: eb.ref('excluded.client_sigs'),
+          server_sig: eb.ref('excluded.server_sig'),
+          server_sig_key: eb.ref('excluded.server_sig_key'),
+          created_by: eb.ref('excluded.created_by'),
+          last_accessed_at: eb.ref('excluded.last_accessed_at'),
+        })),
+      )
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await tx.deleteFrom('object_refs').where('object_id', '=', id).execute();
+    await writeRefs(tx, id, obj);
+  });
+}
+
+/** The object_refs rows of a path: one per distinct referenced store path hash. */
+async function writeRefs(tx: Kysely<Database>, objectId: number, obj: NewObject): Promise<void> {
+  const refHashes = [...new Set((JSON.parse(obj.references) as string[]).map((r) => r.slice(0, 32)))];
+  for (let i = 0; i < refHashes.length; i += IN_BATCH) {
+    const batch = refHashes.slice(i, i + IN_BATCH).map((ref_hash) => ({ object_id: objectId, cache_id: obj.cache_id, ref_hash }));
+    await tx.insertInto('object_refs').values(batch).execute();
+  }
 }
 
 /** The cache keys' signatures, one per line, and their public keys, line for line. */
@@ -111,13 +135,23 @@ export async function setServerSignatures(
     .execute();
 }
 
-/** Records a download, for retention: every path of the cache that holds this NAR was used. */
-export async function touchNar(db: Kysely<Database>, cacheId: number, narId: number, now: number): Promise<void> {
-  await db
-    .updateTable('objects')
-    .set({ last_accessed_at: now })
-    .where('cache_id', '=', cacheId)
-    .where('nar_id', '=', narId)
-    .execute();
+/**
+ * Records use, for retention: the cache's paths with these store path hashes (or holding these
+ * NARs: a download is use of every path of the cache that holds the NAR) were used at `now`.
+ */
+export async function touchObjects(
+  db: Kysely<Database>,
+  cacheId: number,
+  by: { column: 'store_path_hash'; values: string[] } | { column: 'nar_id'; values: number[] },
+  now: number,
+): Promise<void> {
+  for (let i = 0; i < by.values.length; i += IN_BATCH) {
+    await db
+      .updateTable('objects')
+      .set({ last_accessed_at: now })
+      .where('cache_id', '=', cacheId)
+      .where(by.column, 'in', by.values.slice(i, i + IN_BATCH))
+      .where('last_accessed_at', '<', now)
+      .execute();
+  }
 }
-

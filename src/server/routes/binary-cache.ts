@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.ts';
 import { formatCacheInfo, parseCacheInfo } from '../../nix/cache-info.ts';
 import { isValidStorePathHash } from '../../nix/store-path.ts';
-import { findObject, touchNar } from '../../db/repos/objects.ts';
+import { findObject } from '../../db/repos/objects.ts';
 import { findNarChunks, findNarInCache, findNarListing, findNarUpload } from '../../db/repos/nars.ts';
 import { renderNarInfo } from '../../core/narinfo.ts';
 import { listStoredNar, openNarBody } from '../../core/nar-serve.ts';
@@ -55,6 +55,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
         s.narinfoCache.set(cache, hash, text);
       }
       if (text === null) throw missing();
+      s.accessTracker.touchPath(cache.id, hash);
       return reply.type('text/x-nix-narinfo').send(text);
     }
     const obj = await findObject(s.kysely, cache.id, hash);
@@ -88,7 +89,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     if (!target || (target.uploadOnly && req.method !== 'HEAD')) {
       throw notFound(`no such NAR '${req.params.file}' in cache '${cache.name}'`);
     }
-    void touchNar(s.kysely, cache.id, target.nar.id, Date.now()).catch((err) => req.log.warn({ err }, 'touch failed'));
+    if (req.method === 'GET') s.accessTracker.touchNar(cache.id, target.nar.id);
     return sendNar(s, req, reply, target.nar, target.decompress);
   });
 

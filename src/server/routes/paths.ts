@@ -3,8 +3,9 @@ import type { Services } from '../services.ts';
 import { isValidStorePathHash } from '../../nix/store-path.ts';
 import { findObject } from '../../db/repos/objects.ts';
 import { deletePaths, narSharing } from '../../db/repos/paths.ts';
-import { badRequest, notFound } from '../../core/errors.ts';
+import { badRequest, conflict, notFound } from '../../core/errors.ts';
 import { closureOf, collectableAfter, referrersOf } from '../../core/dashboard.ts';
+import type { DeletePathsResult } from '../../api/v1.ts';
 
 /** Per-path inspection and deletion. */
 export function pathRoutes(app: FastifyInstance, s: Services): void {
@@ -47,7 +48,7 @@ export function pathRoutes(app: FastifyInstance, s: Services): void {
     };
   });
 
-  app.post<{ Body: { cache: string; store_path_hashes: string[]; force?: boolean } }>(
+  app.post<{ Body: { cache: string; store_path_hashes: string[]; force?: boolean; cascade?: boolean } }>(
     '/_api/v1/delete-paths',
     {
       schema: {
@@ -59,24 +60,33 @@ export function pathRoutes(app: FastifyInstance, s: Services): void {
             cache: { type: 'string' },
             store_path_hashes: { type: 'array', minItems: 1, maxItems: 10_000, items: { type: 'string' } },
             force: { type: 'boolean' },
+            cascade: { type: 'boolean' },
           },
         },
       },
     },
-    async (req) => {
+    async (req): Promise<DeletePathsResult> => {
       const { cache, principal } = await s.access.requireOnCache(req, req.body.cache, 'delete', find);
       const bad = req.body.store_path_hashes.find((h) => !isValidStorePathHash(h));
       if (bad !== undefined) throw badRequest(`invalid store path hash '${bad}'`);
-      const result = await deletePaths(s.kysely, cache.id, req.body.store_path_hashes, req.body.force ?? false);
-      s.narinfoCache.forgetCache(cache.id);
-      if (result.referrers.length > 0) {
+      const result = await deletePaths(s.kysely, cache.id, req.body.store_path_hashes, {
+        cascade: req.body.cascade ?? false,
+        force: req.body.force ?? false,
+      });
+      if ('referrers' in result) {
         throw badRequest(
-          `refusing to break closures: still referenced by ${result.referrers.slice(0, 5).join(', ')}` +
-            `${result.referrers.length > 5 ? ` and ${result.referrers.length - 5} more` : ''} (delete those too, or pass force)`,
+          `refusing to break closures: still referenced by ${listed(result.referrers)} ` +
+            '(delete those too, or pass cascade to delete everything that refers to these paths)',
         );
       }
-      req.log.info({ sub: principal.sub, cache: cache.name, deleted: result.deleted }, 'paths deleted');
-      return { deleted: result.deleted };
+      if ('pinnedBy' in result) throw conflict(`refusing to delete pinned paths: remove the pin${result.pinnedBy.length > 1 ? 's' : ''} ${listed(result.pinnedBy)} first`);
+      s.narinfoCache.forgetCache(cache.id);
+      req.log.info({ sub: principal.sub, cache: cache.name, deleted: result.deleted, cascaded: result.cascaded.length }, 'paths deleted');
+      return result;
     },
   );
+}
+
+function listed(items: string[]): string {
+  return `${items.slice(0, 5).join(', ')}${items.length > 5 ? ` and ${items.length - 5} more` : ''}`;
 }

@@ -64,7 +64,11 @@ export function pushApiRoutes(app: FastifyInstance, s: Services): void {
       const { cache } = await s.access.requireOnCache(req, req.body.cache, 'push', find);
       const bad = req.body.store_path_hashes.find((h) => !isValidStorePathHash(h));
       if (bad !== undefined) throw badRequest(`invalid store path hash '${bad}'`);
-      return { missing_paths: await findMissingPaths(s.kysely, cache.id, req.body.store_path_hashes) };
+      const missing = await findMissingPaths(s.kysely, cache.id, req.body.store_path_hashes);
+      // A path the push will not upload because it is here must outlive the push: it counts as used.
+      const absent = new Set(missing);
+      for (const h of req.body.store_path_hashes) if (!absent.has(h)) s.accessTracker.touchPath(cache.id, h);
+      return { missing_paths: missing };
     },
   );
 

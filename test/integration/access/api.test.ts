@@ -180,8 +180,33 @@ function routes(server: TestServer, f: Fixtures): RouteCase[] {
         if (v !== 'absent' && !(await server.services.caches.find(c))) await server.createCache(c, { is_public: v === 'public' });
       },
     },
+    { name: 'GET /_api/v1/caches/{cache}/pins', need: on('pull'), ok: 200, request: (c) => ({ method: 'GET', path: `/_api/v1/caches/${c}/pins` }) },
+    {
+      name: 'PUT /_api/v1/caches/{cache}/pins/{name}',
+      need: on('pin'),
+      ok: 200,
+      request: (c) => json('PUT', `/_api/v1/caches/${c}/pins/access`, { store_path: f.presentPath }),
+    },
+    {
+      name: 'DELETE /_api/v1/caches/{cache}/pins/{name}',
+      need: on('pin'),
+      ok: 204,
+      request: (c) => ({ method: 'DELETE', path: `/_api/v1/caches/${c}/pins/access` }),
+      async reset(c, v) {
+        if (v === 'absent') return;
+        await server.fetch(`/_api/v1/caches/${c}/pins/access`, {
+          method: 'PUT',
+          token: root,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ store_path: f.presentPath }),
+        });
+      },
+    },
+    // With no retention set, a pass of one cache removes no path; its sweep keeps what is younger than a day.
+    { name: 'POST /_api/v1/gc of one cache', need: on('delete'), ok: 200, request: (c) => json('POST', '/_api/v1/gc', { cache: c }) },
     ...(
       [
+        ['GET /_api/v1/gc/passes', 200, () => ({ method: 'GET', path: '/_api/v1/gc/passes' })],
         ['POST /_api/v1/tokens', 201, () => json('POST', '/_api/v1/tokens', { sub: 'made', validity: '1h', caches: { priv: ['pull'] } })],
         ['GET /_api/v1/tokens', 200, () => ({ method: 'GET', path: '/_api/v1/tokens' })],
         ['POST /_api/v1/tokens/{jti}/revoke', 204, () => ({ method: 'POST', path: `/_api/v1/tokens/${randomBytes(8).toString('hex')}/revoke` })],

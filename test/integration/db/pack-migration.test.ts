@@ -171,9 +171,9 @@ for (const kind of DB_KINDS) {
     // and the old blobs are deleted a pass later; every NAR is still served, byte for byte.
     const gc = (now: number) => runGarbageCollection(k, server.services.chunkStore, { defaultRetentionSeconds: 0, graceSeconds: 0, now });
     const first = await gc(Date.now() + 1000);
-    assert.equal(first.orphanBlobs, 0);
+    assert.equal(first.orphan_blobs, 0);
     assert.equal(first.chunks, 0);
-    assert.ok(first.packsRewritten >= chunks.length, `${first.packsRewritten} packs rewritten`);
+    assert.ok(first.packs_rewritten >= chunks.length, `${first.packs_rewritten} packs rewritten`);
     await gc(Date.now() + 5000);
     let oldBlobs = 0;
     for await (const _ of createBlobStore(server.config.storage).list('chunks/')) oldBlobs++;

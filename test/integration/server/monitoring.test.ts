@@ -169,7 +169,7 @@ for (const db of DB_KINDS) {
 
     // GC passes: counted in the metrics and the per-hour history (admins only).
     assert.equal((await server.fetch('/_api/v1/gc', { method: 'POST', token: server.adminToken })).status, 200);
-    assert.equal(sample(await scrape(server), 'loft_gc_passes_total{result="ok"}'), 1);
+    assert.equal(sample(await scrape(server), 'loft_gc_passes_total{trigger="api",result="ok"}'), 1);
     assert.equal((await server.fetch('/_api/v1/gc/history', { token: pusher.token })).status, 403);
     const gc = (await (await server.fetch('/_api/v1/gc/history', { token: server.adminToken })).json()) as { hours: Array<{ passes: number }> };
     assert.equal(gc.hours[0].passes, 1);

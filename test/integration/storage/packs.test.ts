@@ -146,9 +146,9 @@ onEachDatabase('racing pushes of one NAR record each chunk once; the loser’s c
 
   const gc = (now: number) => runGarbageCollection(k, server.services.chunkStore, { defaultRetentionSeconds: 0, graceSeconds: 0, now });
   const first = await gc(Date.now() + 1000);
-  assert.equal(first.packsRetired, packsBefore - 1, 'a pack whose every chunk lost the race holds nothing live');
+  assert.equal(first.packs_retired, packsBefore - 1, 'a pack whose every chunk lost the race holds nothing live');
   const second = await gc(Date.now() + 2000);
-  assert.equal(second.packsDeleted, packsBefore - 1);
+  assert.equal(second.packs_deleted, packsBefore - 1);
   assert.equal(await count('packs'), 1);
   let objects = 0;
   for await (const _ of server.services.blobs.list('packs/')) objects++;
@@ -183,8 +183,8 @@ onEachDatabase('compaction rewrites a mostly dead pack; reads holding the old ro
   const gc = (now: number) => runGarbageCollection(k, store, { defaultRetentionSeconds: 0, graceSeconds: 0, now });
   const first = await gc(Date.now() + 1000);
   assert.ok(first.chunks > 0, 'the dropped NAR’s chunks are swept');
-  assert.equal(first.packsRewritten, 1, 'the pack is below half live: rewritten');
-  assert.equal(first.packsRetired, 1);
+  assert.equal(first.packs_rewritten, 1, 'the pack is below half live: rewritten');
+  assert.equal(first.packs_retired, 1);
   const moved = (await layoutOf(server, keep)).chunks;
   assert.notEqual(moved[0].pack_id, oldRows[0].pack_id, 'the live chunks now sit in a new pack');
   // … and reads after the compaction: the retired pack is still there.
@@ -192,8 +192,8 @@ onEachDatabase('compaction rewrites a mostly dead pack; reads holding the old ro
   assert.ok((await read(moved)).equals(keep));
 
   const second = await gc(Date.now() + 5000);
-  assert.equal(second.packsDeleted, 1, 'the retired pack is deleted a pass later');
-  assert.ok(second.bytesFreed > 2_000_000, `${second.bytesFreed} bytes freed`);
+  assert.equal(second.packs_deleted, 1, 'the retired pack is deleted a pass later');
+  assert.ok(second.pack_bytes_deleted > 2_000_000, `${second.pack_bytes_deleted} bytes freed`);
   await assert.rejects(read(oldRows), 'the old pack is gone now');
   assert.ok((await read(moved)).equals(keep));
   const kept = await k.selectFrom('nars').select('file_hash').where('nar_hash', '=', sha256Nix32(keep)).executeTakeFirstOrThrow();
@@ -229,12 +229,12 @@ onEachDatabase(
     assert.equal(await packs(), 6, 'one pack per push');
     const gc = (now: number) => runGarbageCollection(k, server.services.chunkStore, { defaultRetentionSeconds: 0, graceSeconds: 0, now });
     const first = await gc(Date.now() + 1000);
-    assert.equal(first.packsRewritten, 6);
-    assert.equal(first.packsRetired, 6);
+    assert.equal(first.packs_rewritten, 6);
+    assert.equal(first.packs_retired, 6);
     assert.equal(await packs(), 1, 'merged into one pack (600 KB < the 1 MiB target)');
     const second = await gc(Date.now() + 5000);
-    assert.equal(second.packsDeleted, 6);
-    assert.equal(second.packsRewritten, 0, 'a lone small pack is not rewritten again');
+    assert.equal(second.packs_deleted, 6);
+    assert.equal(second.packs_rewritten, 0, 'a lone small pack is not rewritten again');
     let objects = 0;
     for await (const _ of server.services.blobs.list('packs/')) objects++;
     assert.equal(objects, 1);
