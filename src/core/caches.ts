@@ -5,6 +5,9 @@ import { isValidCacheName } from '../token/patterns.ts';
 import type { CacheRow, Database } from '../db/schema.ts';
 import { deleteCache, findCacheByName, insertCache, listCaches, updateCache, type CachePatch } from '../db/repos/caches.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
+import { isLocalUpstream, storedUpstreams } from './upstreams.ts';
+import { deleteUpstreamLookups } from '../db/repos/upstream-lookups.ts';
+import type { UpstreamSetting } from '../api/v1.ts';
 
 export interface CacheSettings {
   isPublic?: boolean;
@@ -13,6 +16,9 @@ export interface CacheSettings {
   upstreamKeyNames?: string[];
   /** Seconds; null = the server default. */
   retentionSeconds?: number | null;
+  upstreams?: UpstreamSetting[];
+  /** Seconds; null = the server default. */
+  upstreamRetentionSeconds?: number | null;
 }
 
 const CACHE_TTL_MS = 2000;
@@ -55,6 +61,8 @@ export class CacheService {
   async create(name: string, s: CacheSettings): Promise<CacheRow> {
     if (!isValidCacheName(name)) throw badRequest(invalidCacheNameMessage(name));
     validateSettings(s);
+    const storeDir = s.storeDir ?? DEFAULT_STORE_DIR;
+    const upstreams = await this.#upstreamsJson(name, storeDir, s.upstreams ?? [], '[]');
     const key = SigningKey.generate(`${this.keyNamePrefix}-${name}-1`);
     const row = await insertCache(this.db, {
       name,
@@ -62,9 +70,11 @@ export class CacheService {
       public_key: key.publicKey().toString(),
       is_public: s.isPublic ? 1 : 0,
       priority: s.priority ?? 41,
-      store_dir: s.storeDir ?? DEFAULT_STORE_DIR,
+      store_dir: storeDir,
       upstream_key_names: JSON.stringify(s.upstreamKeyNames ?? ['cache.nixos.org-1']),
       retention_seconds: s.retentionSeconds ?? null,
+      upstreams,
+      upstream_retention_seconds: s.upstreamRetentionSeconds ?? null,
       created_at: Date.now(),
     });
     if (!row) throw conflict(`cache '${name}' already exists`);
@@ -81,6 +91,10 @@ export class CacheService {
     if (s.storeDir !== undefined) patch.store_dir = s.storeDir;
     if (s.upstreamKeyNames !== undefined) patch.upstream_key_names = JSON.stringify(s.upstreamKeyNames);
     if (s.retentionSeconds !== undefined) patch.retention_seconds = s.retentionSeconds;
+    if (s.upstreams !== undefined) {
+      patch.upstreams = await this.#upstreamsJson(name, s.storeDir ?? cache.store_dir, s.upstreams, cache.upstreams);
+    }
+    if (s.upstreamRetentionSeconds !== undefined) patch.upstream_retention_seconds = s.upstreamRetentionSeconds;
     if (s.regenerateKey) {
       const key = SigningKey.generate(nextKeyName(SigningKey.parse(cache.signing_key).name));
       patch.signing_key = key.toString();
@@ -88,8 +102,20 @@ export class CacheService {
     }
     if (Object.keys(patch).length === 0) throw badRequest('no setting to change was given');
     await updateCache(this.db, cache.id, patch);
+    if (patch.upstreams !== undefined) await deleteUpstreamLookups(this.db, cache.id);
     this.memo.delete(name);
     return this.get(name);
+  }
+
+  /** Validated upstreams in their stored form; a local upstream must exist and hold the same store dir. */
+  async #upstreamsJson(name: string, storeDir: string, settings: UpstreamSetting[], previousJson: string): Promise<string> {
+    const stored = storedUpstreams(name, settings, previousJson);
+    for (const u of stored.filter(isLocalUpstream)) {
+      const base = await this.find(u.cache);
+      if (!base) throw badRequest(`upstream cache '${u.cache}' does not exist`);
+      if (base.store_dir !== storeDir) throw badRequest(`upstream cache '${u.cache}' holds paths of ${base.store_dir}, not ${storeDir}`);
+    }
+    return JSON.stringify(stored);
   }
 
   async destroy(name: string): Promise<void> {
@@ -125,5 +151,9 @@ function validateSettings(s: CacheSettings): void {
     (!Number.isInteger(s.retentionSeconds) || s.retentionSeconds < 0)
   ) {
     throw badRequest('retention_period must be a non-negative number of seconds or null');
+  }
+  const ur = s.upstreamRetentionSeconds;
+  if (ur !== undefined && ur !== null && (!Number.isInteger(ur) || ur < 0)) {
+    throw badRequest('upstream_retention_period must be a non-negative number of seconds or null');
   }
 }

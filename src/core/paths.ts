@@ -50,13 +50,17 @@ export function validatePathMetadata(cache: CacheRow, m: PathInfo, expectedHash?
   }
 }
 
-/** Makes the path visible in the cache: the last step of every push. */
+/**
+ * Makes the path visible in the cache: the last step of every push, and of a pull-through
+ * (`upstream` names where it came from; a later push of the path makes it the cache's own).
+ */
 export async function recordPath(
   db: Kysely<Database>,
   cache: CacheRow,
   p: ValidPath,
   nar: NarRow,
   sub: string | null,
+  opts: { upstream?: string } = {},
 ): Promise<void> {
   if (nar.nar_hash !== p.narHash || nar.nar_size !== p.narSize) {
     throw badRequest(
@@ -82,5 +86,6 @@ export async function recordPath(
     created_by: sub,
     created_at: now,
     last_accessed_at: now,
+    upstream: opts.upstream ?? null,
   });
 }

@@ -3,12 +3,14 @@ import type { Db, DialectKind } from './dialect.ts';
 import { initialSchema } from './migrations/0001_initial.ts';
 import { leases } from './migrations/0002_leases.ts';
 import { chunkStorageKeyIndex } from './migrations/0003_chunk_storage_key.ts';
+import { upstreams } from './migrations/0008_upstreams.ts';
 
 /** Every migration, in order; append only. */
 const MIGRATIONS: Record<string, (kind: DialectKind) => Migration> = {
   '0001_initial': initialSchema,
   '0002_leases': () => leases,
   '0003_chunk_storage_key': () => chunkStorageKeyIndex,
+  '0008_upstreams': () => upstreams,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS);

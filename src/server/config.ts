@@ -36,7 +36,9 @@ export interface ServerConfig {
     audience?: string;
     revocationTtlMs: number;
   };
-  gc: { intervalSeconds: number; defaultRetentionSeconds: number; stagingGraceSeconds: number };
+  gc: { intervalSeconds: number; defaultRetentionSeconds: number; stagingGraceSeconds: number; upstreamRetentionSeconds: number };
+  /** Pull-through toward each upstream of a cache (docs/config.md, [upstream]). */
+  upstream: { timeoutMs: number; maxConcurrency: number; negativeTtlSeconds: number; positiveTtlSeconds: number };
 }
 
 type Table = Record<string, unknown>;
@@ -59,6 +61,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
   const co = t.table('compression');
   const au = t.table('auth');
   const gc = t.table('gc');
+  const up = t.table('upstream');
   const storageType = env.LOFT_STORAGE_TYPE ?? st.str('type', 'local');
   let storage: StorageConfig;
   if (storageType === 'local') {
@@ -119,6 +122,13 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       intervalSeconds: gc.num('interval_seconds', 3600),
       defaultRetentionSeconds: gc.num('default_retention_seconds', 0),
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
+      upstreamRetentionSeconds: gc.num('upstream_retention_seconds', 30 * 24 * 3600),
+    },
+    upstream: {
+      timeoutMs: up.num('timeout_ms', 10_000),
+      maxConcurrency: Math.max(1, up.num('max_concurrency', 16)),
+      negativeTtlSeconds: up.num('negative_ttl_seconds', 300),
+      positiveTtlSeconds: up.num('positive_ttl_seconds', 3600),
     },
   };
 }

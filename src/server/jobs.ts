@@ -11,6 +11,7 @@ const LEASE = 'gc';
 export function gcOnce(s: Services): Promise<GcReport> {
   return runGarbageCollection(s.kysely, s.blobs, {
     defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
+    defaultUpstreamRetentionSeconds: s.config.gc.upstreamRetentionSeconds,
     graceSeconds: s.config.gc.stagingGraceSeconds,
   });
 }

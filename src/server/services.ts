@@ -16,6 +16,7 @@ import type { ServerConfig } from './config.ts';
 import { validateChunkingParams } from '../chunking/fastcdc.ts';
 import { Metrics } from './metrics.ts';
 import { NarInfoCache } from '../core/narinfo-cache.ts';
+import { PullThrough } from '../core/pull-through.ts';
 
 /** Everything a request handler needs, built once per process. */
 export interface Services {
@@ -31,6 +32,7 @@ export interface Services {
   push: PushDeps;
   metrics: Metrics;
   narinfoCache: NarInfoCache;
+  pullThrough: PullThrough;
   close(): Promise<void>;
 }
 
@@ -56,6 +58,8 @@ export async function createServices(config: ServerConfig): Promise<Services> {
   });
   const chunkStore = new ChunkStore(db.kysely, blobs, pool);
   const tokens = await tokenAuthorityFor(config);
+  const caches = new CacheService(db.kysely, config.keyNamePrefix);
+  const metrics = new Metrics();
   const revocations = new CachedRevocationList(() => loadRevokedJtis(db.kysely), { ttlMs: config.auth.revocationTtlMs });
   return {
     config,
@@ -64,12 +68,21 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     blobs,
     pool,
     chunkStore,
-    caches: new CacheService(db.kysely, config.keyNamePrefix),
+    caches,
     tokens,
     access: new AccessControl(tokens, revocations, config.auth.adminToken),
     push: { db: db.kysely, store: chunkStore, chunking: config.chunking, maxNarSize: config.maxNarSize },
-    metrics: new Metrics(),
+    metrics,
     narinfoCache: new NarInfoCache(),
+    pullThrough: new PullThrough({
+      db: db.kysely,
+      store: chunkStore,
+      chunking: config.chunking,
+      maxNarSize: config.maxNarSize,
+      findCache: (name) => caches.find(name),
+      observer: metrics.upstreamObserver,
+      settings: config.upstream,
+    }),
     async close() {
       await pool.close();
       await db.close();
