@@ -6,9 +6,9 @@ import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import { createDecompressor, type NixCompression } from '../compression/codecs.ts';
 import type { CacheRow, Database, NarRow } from '../db/schema.ts';
 import { findObject } from '../db/repos/objects.ts';
-import { findNarByHash, findNarChunks, findNarInCache } from '../db/repos/nars.ts';
+import { findNarByHash, findNarChunks } from '../db/repos/nars.ts';
 import { releaseLease, tryAcquireLease } from '../db/repos/leases.ts';
-import { findUpstreamLookup, findUpstreamLookupByNar, saveUpstreamLookup } from '../db/repos/upstream-lookups.ts';
+import { findUpstreamLookup, findUpstreamLookupsByNar, saveUpstreamLookup } from '../db/repos/upstream-lookups.ts';
 import { narFingerprint } from '../nix/fingerprint.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import { formatNarInfo, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
@@ -97,7 +97,7 @@ export class PullThrough {
     const m = PENDING_NAR_RE.exec(file);
     if (!m || upstreamsOf(cache).length === 0) return undefined;
     const narHash = `sha256:${m[1]}`;
-    const lookup = await findUpstreamLookupByNar(this.d.db, cache.id, narHash, Date.now());
+    const [lookup] = await findUpstreamLookupsByNar(this.d.db, cache.id, narHash, Date.now());
     if (!lookup?.narinfo || !lookup.upstream) return undefined;
     const info = parseNarInfo(lookup.narinfo, cache.store_dir);
     if (head) return { size: info.narSize };
@@ -114,9 +114,7 @@ export class PullThrough {
     }
     // Someone else brings (or brought) the NAR: this server, another replica, or a push.
     const nar = await (this.#narFlights.get(narHash) ?? this.#awaitOtherReplica(narHash));
-    if (!(await findNarInCache(this.d.db, cache.id, { narHash }))) {
-      await recordPath(this.d.db, cache, validPathOf(info, cache), nar, null, { upstream: lookup.upstream });
-    }
+    await this.#recordPending(cache, nar);
     return { size: nar.nar_size, body: await openNarBody(this.d.store, await findNarChunks(this.d.db, nar.id), true) };
   }
 
@@ -156,6 +154,13 @@ export class PullThrough {
         nar_hash: info.narHash,
         expires_at: now + this.d.settings.positiveTtlSeconds * 1000,
       });
+      // A NAR Loft already holds (pushed, or pulled by another cache) is not fetched again.
+      const stored = await findNarByHash(this.d.db, info.narHash);
+      if (stored) {
+        await this.#recordPending(cache, stored);
+        const obj = await findObject(this.d.db, cache.id, hash);
+        if (obj) return renderNarInfo(this.d.db, cache, obj);
+      }
       return this.#renderPending(cache, info);
     }
     // An upstream that failed may have the path: only a miss everywhere is remembered.
@@ -286,7 +291,7 @@ export class PullThrough {
       client.end();
       const ingested = await ingesting;
       const nar = await commitNar(this.d.db, this.d.store, ingested.chunks, ingested, { verifyContent: false });
-      await recordPath(this.d.db, cache, validPathOf(info, cache), nar, null, { upstream: label });
+      await this.#recordPending(cache, nar);
       this.d.observer.narFetched(label, fileBytes, (performance.now() - started) / 1000);
       log.info({ upstream: label, path: info.storePath, narSize: size, newChunkBytes: ingested.newChunkBytes }, 'pulled through from upstream');
       return nar;
@@ -297,6 +302,15 @@ export class PullThrough {
       throw e;
     } finally {
       clearInterval(renew);
+    }
+  }
+
+  /** Every path of the cache whose verified upstream narinfo names this NAR becomes a path of the cache. */
+  async #recordPending(cache: CacheRow, nar: NarRow): Promise<void> {
+    for (const r of await findUpstreamLookupsByNar(this.d.db, cache.id, nar.nar_hash, Date.now())) {
+      if (await findObject(this.d.db, cache.id, r.store_path_hash)) continue;
+      const info = parseNarInfo(r.narinfo!, cache.store_dir);
+      await recordPath(this.d.db, cache, validPathOf(info, cache), nar, null, { upstream: r.upstream ?? undefined });
     }
   }
 

@@ -14,8 +14,8 @@ export function findUpstreamLookup(db: Kysely<Database>, cacheId: number, hash: 
     .executeTakeFirst();
 }
 
-/** The unexpired verified narinfo of the cache whose NAR has this hash. */
-export function findUpstreamLookupByNar(db: Kysely<Database>, cacheId: number, narHash: string, now: number): Promise<UpstreamLookupRow | undefined> {
+/** The unexpired verified narinfos of the cache whose NAR has this hash (paths of equal contents share one). */
+export function findUpstreamLookupsByNar(db: Kysely<Database>, cacheId: number, narHash: string, now: number): Promise<UpstreamLookupRow[]> {
   return db
     .selectFrom('upstream_lookups')
     .selectAll()
@@ -23,7 +23,7 @@ export function findUpstreamLookupByNar(db: Kysely<Database>, cacheId: number, n
     .where('nar_hash', '=', narHash)
     .where('narinfo', 'is not', null)
     .where('expires_at', '>', now)
-    .executeTakeFirst();
+    .execute();
 }
 
 export async function saveUpstreamLookup(db: Kysely<Database>, row: UpstreamLookupRow): Promise<void> {
