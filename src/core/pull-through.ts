@@ -218,17 +218,20 @@ export class PullThrough {
 
   /**
    * Takes the NAR's lease and starts the download; undefined when another replica holds the
-   * lease. The returned stream is the first client's body.
+   * lease. The returned stream is the first client's body, handed over once its first byte is
+   * verified to be coming: a NAR refused before that is an error response, not a cut 200.
    */
   async #startPull(cache: CacheRow, info: NarInfo, upstream: StoredHttpUpstream, log: Log): Promise<Readable | undefined> {
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     if (!(await tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS))) return undefined;
     // Between our check and the lease, this server may have started the same pull.
-    const raced = this.#narFlights.get(info.narHash);
-    if (raced) return undefined;
+    if (this.#narFlights.has(info.narHash)) return undefined;
     const client = new PassThrough({ highWaterMark: 1 << 20 });
+    client.on('error', () => {}); // a refused NAR destroys it; the response (if any) is cut short by that
     const label = upstreamLabel(upstream);
-    const flight = this.#pull(cache, info, upstream, client, log)
+    let started!: () => void;
+    const firstByte = new Promise<void>((resolve) => (started = resolve));
+    const flight = this.#pull(cache, info, upstream, client, started, log)
       .catch((e: Error) => {
         client.destroy(e);
         if (e instanceof UpstreamError) this.d.observer.error(label, e.reason);
@@ -239,8 +242,8 @@ export class PullThrough {
         this.#narFlights.delete(info.narHash);
         void releaseLease(this.d.db, lease, this.#holder).catch(() => {});
       });
-    flight.catch(() => {}); // the first client sees the error through its stream; joiners await it
     this.#narFlights.set(info.narHash, flight);
+    await Promise.race([firstByte, flight]);
     return client;
   }
 
@@ -248,7 +251,14 @@ export class PullThrough {
    * Download → decompress → (verify, ingest, client). The last piece reaches the client only
    * once the NAR's hash and size are verified, so a wrong NAR is always cut short.
    */
-  async #pull(cache: CacheRow, info: NarInfo, upstream: StoredHttpUpstream, client: PassThrough, log: Log): Promise<NarRow> {
+  async #pull(
+    cache: CacheRow,
+    info: NarInfo,
+    upstream: StoredHttpUpstream,
+    client: PassThrough,
+    firstByte: () => void,
+    log: Log,
+  ): Promise<NarRow> {
     const label = upstreamLabel(upstream);
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     const renew = setInterval(() => void tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS).catch(() => {}), LEASE_TTL_MS / 3);
@@ -280,13 +290,17 @@ export class PullThrough {
         hasher.update(piece);
         await put(ingestInput, piece);
         if (ingestError) throw ingestError;
-        if (held) await put(client, held);
+        if (held) {
+          firstByte();
+          await put(client, held);
+        }
         held = piece;
       }
       const narHash = formatSha256Nix32(hasher.digest());
       if (size !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${size} bytes`);
       if (narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${narHash}`);
       ingestInput.end();
+      firstByte();
       if (held) await put(client, held);
       client.end();
       const ingested = await ingesting;

@@ -10,6 +10,7 @@ import { copyToFileCache, generateUpstreamKey, serveFakeUpstream, type FakeUpstr
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../helpers/nix.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
+import { randomStorePath } from '../helpers/nar.ts';
 import { parseNarInfo } from '../../src/nix/narinfo.ts';
 
 const SETUPS = [
@@ -25,7 +26,7 @@ interface UpstreamFixture {
   keys: UpstreamKeys;
   /** The xz binary cache of the whole corpus, as cache.nixos.org serves it. */
   xzDir: string;
-  /** The leaf alone, uncompressed: tampering with its NAR keeps a valid NAR of the wrong hash. */
+  /** The leaf and the tree, uncompressed: tampering with a NAR keeps a valid NAR of the wrong hash. */
   noneDir: string;
   /** Distinct NARs of the closure (two paths of the corpus have the same contents). */
   narCount: number;
@@ -42,7 +43,7 @@ function upstreamFixture(): Promise<UpstreamFixture> {
     const xzDir = path.join(dir, 'xz');
     const noneDir = path.join(dir, 'none');
     await copyToFileCache(xzDir, [corpus.all, corpus.big], keys, 'xz');
-    await copyToFileCache(noneDir, [corpus.leaf], keys, 'none');
+    await copyToFileCache(noneDir, [corpus.leaf, corpus.tree], keys, 'none');
     const closure = await closureOf([corpus.all, corpus.big]);
     const narCount = new Set((await nix(['-q', '--hash', ...closure], nixEnv(dir), 'nix-store')).split('\n')).size;
     return { corpus, closure, keys, xzDir, noneDir, narCount };
@@ -170,34 +171,45 @@ for (const { db, storage } of SETUPS) {
       await assert.rejects(pull(server, tmp.path, 'bad-sig', c.name, [f.corpus.leaf], c.key), /don't know how to build|cannot|unable/i);
     });
 
-    await t.test('a tampered NAR is cut short, refused by Nix, and nothing is stored', async () => {
-      for (const [dir, tamper] of [
-        // Uncompressed: still a valid NAR, of the wrong hash.
-        [f.noneDir, (b: Buffer) => Buffer.from(b.toString('latin1').replace('single-file', 'SINGLE-file'), 'latin1')],
-        // xz: flipped bytes in the compressed file.
-        [f.xzDir, undefined],
+    await t.test('a tampered NAR is refused (cut short once streaming), refused by Nix, and nothing is stored', async () => {
+      const flip = (from: string, to: string) => (b: Buffer) => {
+        const at = b.lastIndexOf(from);
+        return Buffer.concat([b.subarray(0, at), Buffer.from(to), b.subarray(at + from.length)]);
+      };
+      for (const [dir, storePath, tamper, streamed] of [
+        // Uncompressed and valid, of the wrong hash: the leaf's one piece is refused before a byte is sent…
+        [f.noneDir, f.corpus.leaf, flip('single-file', 'SINGLE-file'), false],
+        // …the tree's last piece is held back until the hash is known, so the response is cut short.
+        [f.noneDir, f.corpus.tree, flip('19999', '19998'), true],
+        // xz with flipped bytes: it does not decompress.
+        [f.xzDir, f.corpus.leaf, undefined, false],
       ] as const) {
         const up = await upstream(dir);
         const c = await cacheOver(up);
-        const res = await narinfo(c.name, leaf);
+        const res = await narinfo(c.name, hashOf(storePath));
         assert.equal(res.status, 200);
         const info = parseNarInfo(await res.text());
         up.mode = 'tamper-nar';
         up.tamperNar = tamper;
         const nar = await server.fetch(`/${c.name}/${info.url}`);
-        assert.equal(nar.status, 200);
-        assert.equal(Number(nar.headers.get('content-length')), info.narSize);
-        let received = 0;
-        await assert.rejects(
-          (async () => {
-            for await (const piece of nar.body!) received += piece.length;
-          })(),
-          'the body is aborted',
-        );
-        assert.ok(received < info.narSize, `received ${received} of ${info.narSize} bytes`);
+        if (streamed) {
+          assert.equal(nar.status, 200);
+          assert.equal(Number(nar.headers.get('content-length')), info.narSize);
+          let received = 0;
+          await assert.rejects(
+            (async () => {
+              for await (const piece of nar.body!) received += piece.length;
+            })(),
+            'the body is aborted',
+          );
+          assert.ok(received < info.narSize, `received ${received} of ${info.narSize} bytes`);
+        } else {
+          assert.equal(nar.status, 503);
+          assert.match(await nar.text(), /could not be fetched from its upstream/);
+        }
         assert.equal(await server.services.kysely.selectFrom('nars').select('id').where('nar_hash', '=', info.narHash).executeTakeFirst(), undefined);
         await nothingStored(c.name);
-        await assert.rejects(pull(server, tmp.path, `tampered-${caches}`, c.name, [f.corpus.leaf], c.key));
+        await assert.rejects(pull(server, tmp.path, `tampered-${caches}`, c.name, [storePath], c.key));
         await nothingStored(c.name);
       }
     });
@@ -233,6 +245,7 @@ for (const { db, storage } of SETUPS) {
       assert.equal((await narinfo(c.name, leaf)).status, 404);
       const waited = Date.now() - started;
       assert.ok(waited >= 1400 && waited < 20_000, `answered after ${waited} ms (timeout 1500 ms)`);
+      await new Promise((resolve) => setTimeout(resolve, 2100)); // past the in-memory narinfo cache
       up.mode = 'fail';
       assert.equal((await narinfo(c.name, leaf)).status, 404);
       // Errors are not remembered as misses: once the upstream is back, the path is there.
@@ -254,13 +267,14 @@ for (const { db, storage } of SETUPS) {
     });
 
     await t.test('an upstream miss is remembered for the negative TTL', async () => {
-      const up = await upstream(f.noneDir); // holds the leaf only
+      const up = await upstream(f.noneDir);
       const c = await cacheOver(up);
+      const absent = randomStorePath().hash;
       for (let i = 0; i < 3; i++) {
-        assert.equal((await narinfo(c.name, tree)).status, 404);
+        assert.equal((await narinfo(c.name, absent)).status, 404);
         await new Promise((resolve) => setTimeout(resolve, 2100)); // past the in-memory narinfo cache
       }
-      assert.equal(up.count(new RegExp(`^/${tree}\\.narinfo$`)), 1);
+      assert.equal(up.count(new RegExp(`^/${absent}\\.narinfo$`)), 1);
     });
 
     await t.test('a slow upstream is streamed through completely', async () => {
