@@ -97,6 +97,13 @@ function cacheSettings(c: Command): Command {
     .option('--upstream-key <name>', 'signing key name of an upstream cache whose paths push skips (repeatable)', collect)
     .option('--no-upstream-keys', 'no upstream cache keys: push filters out nothing')
     .option('--retention <period>', 'drop paths unused for this long: 30d, 12h, 2w, 1y, seconds, or forever')
+    .option(
+      '--upstream <spec>',
+      "pull paths the cache lacks through from 'URL KEY [KEY…]' (an HTTP binary cache and its public keys) or 'cache:NAME' (a cache on this server); repeatable, in order, replaces the list",
+      collect,
+    )
+    .option('--no-upstreams', 'turn pull-through off (no upstreams)')
+    .option('--upstream-retention <period>', 'drop paths pulled from upstreams unused for this long: 30d, 12h, …, or forever')
     .option('--store-dir <dir>', 'store directory of the cache (default /nix/store)');
 }
 
@@ -139,6 +146,7 @@ export function registerClientCommands(program: Command): void {
     .argument('<cache>', '[SERVER:]CACHE')
     .option('--regenerate-key', 'replace the signing key (the new key gets a new name)')
     .option('--reset-retention', 'use the server default retention again')
+    .option('--reset-upstream-retention', 'use the server default retention of upstream paths again')
     .action(async (ref: string, opts) =>
       run(opts, async (ctx) => (await import('./commands/cache.ts')).cacheConfigureCommand(ref, opts, ctx)),
     );
