@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run bench`: the issue-7 suite (Loft vs nginx and Nix) plus the dedup bench, then
+# `npm run bench`: the issue-7 suite (Loft vs nginx and Nix), the pull-through bench (issue 11, which
+# writes its own section) and the dedup bench, then
 # docs/benchmarks.md is regenerated. Not part of `npm test`.
 #
 #   BENCH_QUICK=1     small sizes, short runs: a smoke run in a few minutes (figures not comparable)
@@ -59,7 +60,7 @@ npx tsc -p "$BENCH_OUT/tsconfig.bench.json"
 
 # The bench process and everything it starts run on the client core; servers re-pin to core 0.
 CLIENT_CORE="${BENCH_CLIENT_CORE:-1}"
-benches=(${BENCH_ONLY:-narinfo nar-download push memory missing-paths})
+benches=(${BENCH_ONLY:-narinfo nar-download push memory missing-paths upstream})
 started=$(date +%s)
 for b in "${benches[@]}"; do
   echo "bench: === $b ===" >&2
