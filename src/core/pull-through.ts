@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { PassThrough, Readable, pipeline, type Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
@@ -281,13 +281,11 @@ export class PullThrough {
       })();
       const decompressed = createDecompressor(info.compression as NixCompression);
       pipeline(Readable.from(counted, { objectMode: false }), decompressed, () => {}); // errors surface through `decompressed`
-      const hasher = createHash('sha256');
       let size = 0;
       let held: Buffer | undefined;
       for await (const piece of decompressed as AsyncIterable<Buffer>) {
         size += piece.length;
         if (size > info.narSize) throw new Error(`the NAR is larger than its NarSize ${info.narSize}`);
-        hasher.update(piece);
         await put(ingestInput, piece);
         if (ingestError) throw ingestError;
         if (held) {
@@ -296,14 +294,16 @@ export class PullThrough {
         }
         held = piece;
       }
-      const narHash = formatSha256Nix32(hasher.digest());
       if (size !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${size} bytes`);
-      if (narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${narHash}`);
       ingestInput.end();
+      // ingestNar hashed exactly the bytes the client was given (and checked their NAR structure).
+      const ingested = await ingesting;
+      if (ingested.narHash !== info.narHash) {
+        throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${ingested.narHash}`);
+      }
       firstByte();
       if (held) await put(client, held);
       client.end();
-      const ingested = await ingesting;
       const nar = await commitNar(this.d.db, this.d.store, ingested.chunks, ingested, { verifyContent: false });
       await this.#recordPending(cache, nar);
       this.d.observer.narFetched(label, fileBytes, (performance.now() - started) / 1000);

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { nixUnavailable, postgresUnavailable, skipUnless } from '../helpers/env.ts';
 import { copyToFileCache, generateUpstreamKey, serveFakeUpstream, type FakeUpstream, type UpstreamKeys } from '../helpers/fake-upstream.ts';
@@ -169,6 +170,22 @@ for (const { db, storage } of SETUPS) {
       assert.equal(up.count(/\.narinfo$/), 1);
       await nothingStored(c.name);
       await assert.rejects(pull(server, tmp.path, 'bad-sig', c.name, [f.corpus.leaf], c.key), /don't know how to build|cannot|unable/i);
+    });
+
+    await t.test('an unsigned narinfo whose CA field proves its path is accepted', async () => {
+      const src = path.join(tmp.path, 'ca-src');
+      await mkdir(src, { recursive: true });
+      await writeFile(path.join(src, 'content'), `fixed-output source ${randomStorePath().hash}\n`);
+      const caPath = await nix(['--add-fixed', '--recursive', 'sha256', src], nixEnv(tmp.path), 'nix-store');
+      const dir = path.join(tmp.path, 'ca-cache');
+      await copyToFileCache(dir, [caPath], undefined, 'xz');
+      const up = await upstream(dir);
+      const c = await cacheOver(up);
+      const text = await (await narinfo(c.name, hashOf(caPath))).text();
+      assert.match(text, /^CA: fixed:r:sha256:/m);
+      assert.equal(parseNarInfo(text).sigs.length, 1, "only the cache's own signature");
+      await pull(server, tmp.path, 'ca', c.name, [caPath], c.key);
+      await verifyStore(tmp.path, 'ca', [caPath], c.key, [caPath]);
     });
 
     await t.test('a tampered NAR is refused (cut short once streaming), refused by Nix, and nothing is stored', async () => {

@@ -24,9 +24,10 @@ export async function generateUpstreamKey(dir: string, name = 'upstream-test-1')
   return { secretFile, publicKey };
 }
 
-/** `nix copy --to file://dir?compression=…&secret-key=…` of the paths and their closures. */
-export async function copyToFileCache(dir: string, paths: string[], keys: UpstreamKeys, compression = 'xz'): Promise<void> {
-  await nix(['copy', '--to', `file://${dir}?compression=${compression}&secret-key=${keys.secretFile}`, ...paths], nixEnv(dir));
+/** `nix copy --to file://dir?compression=…&secret-key=…` of the paths and their closures (unsigned without keys). */
+export async function copyToFileCache(dir: string, paths: string[], keys: UpstreamKeys | undefined, compression = 'xz'): Promise<void> {
+  const sign = keys ? `&secret-key=${keys.secretFile}` : '';
+  await nix(['copy', '--to', `file://${dir}?compression=${compression}${sign}`, ...paths], nixEnv(dir));
 }
 
 export type UpstreamMode =
