@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { nixUnavailable, postgresUnavailable, skipUnless } from '../helpers/env.ts';
@@ -13,6 +14,8 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { randomStorePath } from '../helpers/nar.ts';
 import { parseNarInfo } from '../../src/nix/narinfo.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { createServices } from '../../src/server/services.ts';
 
 const SETUPS = [
   { db: 'sqlite', storage: 'local' },
@@ -252,6 +255,34 @@ for (const { db, storage } of SETUPS) {
       assert.equal(up.count(/^\/nar\//), 1);
       const stored = await server.services.kysely.selectFrom('nars').select('nar_hash').where('nar_hash', '=', info.narHash).executeTakeFirst();
       assert.ok(stored, 'the NAR is stored, verified against its NarHash');
+    });
+
+    await t.test('two replicas on one database: the NAR is fetched and ingested once', async () => {
+      const replica = await createServices(server.config);
+      const app = await buildApp(replica, { logger: false });
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const other = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      try {
+        const up = await upstream(f.xzDir);
+        const c = await cacheOver(up);
+        // The big path: no earlier subtest brought its NAR to this server.
+        const big = hashOf(f.corpus.big);
+        const info = parseNarInfo(await (await narinfo(c.name, big)).text());
+        assert.equal((await fetch(`${other}/${c.name}/${big}.narinfo`)).status, 200, 'the other replica reads the lookup from the database');
+        up.mode = 'slow';
+        up.slowDelayMs = 1; // a few seconds for its 8 MiB
+        const first = server.fetch(`/${c.name}/${info.url}`).then(async (r) => Buffer.from(await r.arrayBuffer()));
+        await until('the first replica to start the download', async () => up.count(/^\/nar\//) === 1, 10_000);
+        const second = fetch(`${other}/${c.name}/${info.url}`).then(async (r) => Buffer.from(await r.arrayBuffer()));
+        const [a, b] = await Promise.all([first, second]);
+        assert.equal(a.length, info.narSize);
+        assert.ok(a.equals(b), 'both replicas serve the same NAR');
+        assert.equal(up.count(/^\/nar\//), 1, 'one upstream download for both replicas');
+        assert.equal(await countRows(server, 'nars', (q: any) => q.where('nar_hash', '=', info.narHash)), 1);
+      } finally {
+        await app.close();
+        await replica.close();
+      }
     });
 
     await t.test('a hanging upstream answers 404 after the timeout; a failing one 404 and is asked again', async () => {

@@ -49,6 +49,8 @@ export interface FakeUpstream {
   /** When set, requests without `Authorization: <this>` get 401. */
   requireAuthorization?: string;
   tamperNar?: (file: Buffer) => Buffer;
+  /** The pause between two 4 KiB pieces in 'slow' mode (default 20 ms). */
+  slowDelayMs?: number;
   /** Requests received per URL path (the server's access log). */
   requests: Map<string, number>;
   count(pathPart: RegExp): number;
@@ -117,7 +119,7 @@ async function respond(up: FakeUpstream, dir: string, urlPath: string, req: http
   if (up.mode === 'slow') {
     for await (const piece of stream) {
       res.write(piece);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, up.slowDelayMs ?? 20));
     }
     res.end();
     return;
