@@ -1,5 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { PassThrough, Readable, pipeline, type Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
@@ -248,8 +251,11 @@ export class PullThrough {
   }
 
   /**
-   * Download → decompress → (verify, ingest, client). The last piece reaches the client only
-   * once the NAR's hash and size are verified, so a wrong NAR is always cut short.
+   * Download → decompress → hash, spool to a temporary file, and stream to the client; the last
+   * piece reaches the client only once the NAR's hash and size are verified, so a wrong NAR is
+   * always cut short. The verified NAR is then ingested from the spool file: the client gets the
+   * NAR at the speed of the download and decompression, not of chunking and compression, and
+   * memory stays bounded whatever the NAR size.
    */
   async #pull(
     cache: CacheRow,
@@ -263,15 +269,11 @@ export class PullThrough {
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     const renew = setInterval(() => void tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS).catch(() => {}), LEASE_TTL_MS / 3);
     const started = performance.now();
-    const ingestInput = new PassThrough({ highWaterMark: 1 << 20 });
-    let ingestError: Error | undefined;
-    const ingesting = ingestNar(this.d.db, this.d.store, ingestInput, { chunking: this.d.chunking, maxNarSize: this.d.maxNarSize });
-    ingesting.catch((e: Error) => {
-      ingestError = e;
-      ingestInput.destroy();
-    });
+    const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'loft-pull-'));
+    const spoolFile = path.join(spoolDir, 'nar');
     let fileBytes = 0;
     try {
+      if (info.narSize > this.d.maxNarSize) throw new Error(`the NAR (${info.narSize} bytes) exceeds the server limit of ${this.d.maxNarSize} bytes`);
       const file = await this.#client(upstream).nar(info.url);
       const counted = (async function* () {
         for await (const piece of file) {
@@ -281,41 +283,48 @@ export class PullThrough {
       })();
       const decompressed = createDecompressor(info.compression as NixCompression);
       pipeline(Readable.from(counted, { objectMode: false }), decompressed, () => {}); // errors surface through `decompressed`
+      const spool = createWriteStream(spoolFile);
+      const spoolClosed = new Promise<void>((resolve, reject) => spool.once('close', resolve).once('error', reject));
+      const hasher = createHash('sha256');
       let size = 0;
       let held: Buffer | undefined;
-      for await (const piece of decompressed as AsyncIterable<Buffer>) {
-        size += piece.length;
-        if (size > info.narSize) throw new Error(`the NAR is larger than its NarSize ${info.narSize}`);
-        await put(ingestInput, piece);
-        if (ingestError) throw ingestError;
-        if (held) {
-          firstByte();
-          await put(client, held);
+      try {
+        for await (const piece of decompressed as AsyncIterable<Buffer>) {
+          size += piece.length;
+          if (size > info.narSize) throw new Error(`the NAR is larger than its NarSize ${info.narSize}`);
+          hasher.update(piece);
+          await put(spool, piece);
+          if (held) {
+            firstByte();
+            await put(client, held);
+          }
+          held = piece;
         }
-        held = piece;
+      } finally {
+        spool.end();
+        await spoolClosed;
       }
+      const narHash = formatSha256Nix32(hasher.digest());
       if (size !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${size} bytes`);
-      ingestInput.end();
-      // ingestNar hashed exactly the bytes the client was given (and checked their NAR structure).
-      const ingested = await ingesting;
-      if (ingested.narHash !== info.narHash) {
-        throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${ingested.narHash}`);
-      }
+      if (narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${narHash}`);
       firstByte();
       if (held) await put(client, held);
       client.end();
+      const ingested = await ingestNar(this.d.db, this.d.store, createReadStream(spoolFile, { highWaterMark: 1 << 20 }), {
+        chunking: this.d.chunking,
+        maxNarSize: this.d.maxNarSize,
+      });
       const nar = await commitNar(this.d.db, this.d.store, ingested.chunks, ingested, { verifyContent: false });
       await this.#recordPending(cache, nar);
       this.d.observer.narFetched(label, fileBytes, (performance.now() - started) / 1000);
       log.info({ upstream: label, path: info.storePath, narSize: size, newChunkBytes: ingested.newChunkBytes }, 'pulled through from upstream');
       return nar;
     } catch (e) {
-      ingestInput.destroy();
-      await ingesting.catch(() => {});
       if (!(e instanceof UpstreamError)) this.d.observer.error(label, 'verification');
       throw e;
     } finally {
       clearInterval(renew);
+      await rm(spoolDir, { recursive: true, force: true });
     }
   }
 
