@@ -3,27 +3,17 @@ import type { Database, UpstreamLookupTable } from '../schema.ts';
 
 export type UpstreamLookupRow = Selectable<UpstreamLookupTable>;
 
+const unexpired = (db: Kysely<Database>, cacheId: number, now: number) =>
+  db.selectFrom('upstream_lookups').selectAll().where('cache_id', '=', cacheId).where('expires_at', '>', now);
+
 /** The unexpired answer the upstreams gave for a path of the cache. */
 export function findUpstreamLookup(db: Kysely<Database>, cacheId: number, hash: string, now: number): Promise<UpstreamLookupRow | undefined> {
-  return db
-    .selectFrom('upstream_lookups')
-    .selectAll()
-    .where('cache_id', '=', cacheId)
-    .where('store_path_hash', '=', hash)
-    .where('expires_at', '>', now)
-    .executeTakeFirst();
+  return unexpired(db, cacheId, now).where('store_path_hash', '=', hash).executeTakeFirst();
 }
 
 /** The unexpired verified narinfos of the cache whose NAR has this hash (paths of equal contents share one). */
 export function findUpstreamLookupsByNar(db: Kysely<Database>, cacheId: number, narHash: string, now: number): Promise<UpstreamLookupRow[]> {
-  return db
-    .selectFrom('upstream_lookups')
-    .selectAll()
-    .where('cache_id', '=', cacheId)
-    .where('nar_hash', '=', narHash)
-    .where('narinfo', 'is not', null)
-    .where('expires_at', '>', now)
-    .execute();
+  return unexpired(db, cacheId, now).where('nar_hash', '=', narHash).where('narinfo', 'is not', null).execute();
 }
 
 export async function saveUpstreamLookup(db: Kysely<Database>, row: UpstreamLookupRow): Promise<void> {
