@@ -354,6 +354,12 @@ for (const { db, storage } of SETUPS) {
       assert.doesNotMatch(await patched.text(), /s3cr3t/);
       await new Promise((resolve) => setTimeout(resolve, 2100));
       assert.equal((await narinfo(c.name, tree)).status, 200);
+      // netrc-style Basic credentials.
+      const basicUp = await upstream(f.xzDir);
+      basicUp.requireAuthorization = `Basic ${Buffer.from('nix:pa55word').toString('base64')}`;
+      const basic = await cacheOver(basicUp, { basic_auth: 'nix:pa55word' });
+      assert.equal((await narinfo(basic.name, leaf)).status, 200);
+      await pull(server, tmp.path, 'basic', basic.name, [f.corpus.leaf], basic.key);
     });
 
     await t.test('a child cache serves its base cache\'s paths, signed by itself, without copying them', async () => {
