@@ -67,9 +67,9 @@ const LEASE_POLL_MS = 250;
  * the cache lacks is asked of its upstreams in order and accepted only when signed by one of
  * that upstream's keys (or proven by its CA field); it is remembered in the database and
  * served re-signed with the cache's key, naming `nar/<narhash>.nar`. The NAR is fetched when a
- * client asks for it: decompressed, streamed to that client while it is verified and ingested
- * through the chunk pipeline, then recorded as a path of the cache. A local upstream's paths
- * are recorded at once, on the NAR the base already holds.
+ * client asks for it: decompressed and streamed to that client while it is verified, then
+ * ingested through the chunk pipeline and recorded as a path of the cache. A local upstream's
+ * paths are recorded at once, on the NAR the base already holds.
  */
 export class PullThrough {
   readonly #holder = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -337,15 +337,24 @@ export class PullThrough {
     }
   }
 
-  /** Another replica holds the NAR's lease: wait until its NAR is recorded, or the lease is free to take. */
+  /**
+   * Another replica holds the NAR's lease: wait until its NAR is recorded. A lease that becomes
+   * free without a NAR (that replica failed or died) is a 503: the client's retry starts afresh.
+   */
   async #awaitOtherReplica(narHash: string): Promise<NarRow> {
-    const deadline = Date.now() + LEASE_TTL_MS * 4;
-    while (Date.now() < deadline) {
+    const lease = `pull:${narHash.slice('sha256:'.length)}`;
+    for (;;) {
       const nar = await findNarByHash(this.d.db, narHash);
       if (nar) return nar;
+      if (await tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS)) {
+        await releaseLease(this.d.db, lease, this.#holder);
+        if (!(await findNarByHash(this.d.db, narHash))) {
+          throw unavailable(`the NAR ${narHash} was being fetched by another replica, which stopped; retry`);
+        }
+        continue;
+      }
       await new Promise((resolve) => setTimeout(resolve, LEASE_POLL_MS));
     }
-    throw unavailable(`the NAR ${narHash} is being fetched by another replica; retry later`);
   }
 
   #client(u: StoredHttpUpstream): BinaryCacheClient {
