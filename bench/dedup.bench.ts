@@ -8,7 +8,6 @@ import { chmod, copyFile, cp, lstat, mkdir, open, readdir, readFile, writeFile }
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { dumpPath } from '../src/nix/nar/writer.ts';
 import { formatSha256Nix32 } from '../src/nix/hash.ts';
 import { zstdCompressSync } from '../src/compression/zstd.ts';
@@ -18,13 +17,13 @@ import { pushNar, type PushNarResult } from '../src/client/push-nar.ts';
 import { startTestServer } from '../test/helpers/server.ts';
 import { makeTempDir } from '../test/helpers/tmp.ts';
 import { randomStorePath } from '../test/helpers/nar.ts';
+import { writeDocSection } from './lib/common.ts';
 
 const TARGET_BYTES = 100 * 1024 * 1024;
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
 const RANDOM_BYTES = 8 * 1024 * 1024;
 const SOURCES = ['/usr/lib', '/usr/share'];
 const MiB = 1024 * 1024;
-const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 const HEADING = '## Chunk dedup (issue 4)';
 
 /** Regular files under `dir`, depth first in name order, so the tree is the same on every run. */
@@ -113,18 +112,6 @@ function gitCommit(): string {
   }
 }
 
-async function writeSection(body: string): Promise<void> {
-  const existing = await readFile(DOC, 'utf8').catch(() => '# Benchmarks\n');
-  const start = existing.indexOf(HEADING);
-  let next: string;
-  if (start < 0) next = `${existing.trimEnd()}\n\n${body}`;
-  else {
-    const end = existing.indexOf('\n## ', start + HEADING.length);
-    next = existing.slice(0, start) + body + (end < 0 ? '' : existing.slice(end + 1));
-  }
-  await writeFile(DOC, next.endsWith('\n') ? next : `${next}\n`);
-}
-
 async function main(): Promise<void> {
   const tmp = await makeTempDir('loft-dedup-bench-');
   const server = await startTestServer({ db: 'sqlite' });
@@ -182,7 +169,8 @@ async function main(): Promise<void> {
     console.log(row);
 
     const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} vCPU, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.versions.node}`;
-    await writeSection(
+    await writeDocSection(
+      HEADING,
       [
         HEADING,
         '',

@@ -138,7 +138,7 @@ export async function readResult<T>(name: string): Promise<T | undefined> {
 export function nixEnv(dir: string, extra: string[] = []): NodeJS.ProcessEnv {
   return {
     ...process.env,
-    NIX_CONFIG: ['experimental-features = nix-command', 'substituters =', 'sandbox = false', ...extra].join('\n'),
+    NIX_CONFIG: ['experimental-features = nix-command', 'substituters =', 'sandbox = false', 'build-users-group =', ...extra].join('\n'),
     XDG_CACHE_HOME: path.join(dir, 'xdg-cache'),
   };
 }
@@ -221,4 +221,21 @@ export async function cpuTimes(pid: number): Promise<CpuTimes> {
 
 export function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes {
   return { mainUser: b.mainUser - a.mainUser, mainSys: b.mainSys - a.mainSys, otherUser: b.otherUser - a.otherUser, otherSys: b.otherSys - a.otherSys };
+}
+
+/**
+ * Replaces the section `heading` of docs/benchmarks.md (up to the next `## `) with `body`, or
+ * appends it: for benches that keep their own section beside the report's.
+ */
+export async function writeDocSection(heading: string, body: string): Promise<void> {
+  const doc = path.join(REPO, 'docs/benchmarks.md');
+  const existing = await readFile(doc, 'utf8').catch(() => '# Benchmarks\n');
+  const start = existing.indexOf(heading);
+  let next: string;
+  if (start < 0) next = `${existing.trimEnd()}\n\n${body}`;
+  else {
+    const end = existing.indexOf('\n## ', start + heading.length);
+    next = existing.slice(0, start) + body + (end < 0 ? '' : existing.slice(end + 1));
+  }
+  await writeFile(doc, next.endsWith('\n') ? next : `${next}\n`);
 }

@@ -97,6 +97,13 @@ function cacheSettings(c: Command): Command {
     .option('--upstream-key <name>', 'signing key name of an upstream cache whose paths push skips (repeatable)', collect)
     .option('--no-upstream-keys', 'no upstream cache keys: push filters out nothing')
     .option('--retention <period>', 'drop paths unused for this long: 30d, 12h, 2w, 1y, seconds, or forever')
+    .option(
+      '--upstream <spec>',
+      "pull paths the cache lacks through from 'URL KEY [KEY…]' (an HTTP binary cache and its public keys) or 'cache:NAME' (a cache on this server); repeatable, in order, replaces the list",
+      collect,
+    )
+    .option('--no-upstreams', 'turn pull-through off (no upstreams)')
+    .option('--upstream-retention <period>', 'drop paths pulled from upstreams unused for this long: 30d, 12h, …, or forever')
     .option('--store-dir <dir>', 'store directory of the cache (default /nix/store)')
     .option('--signing-key-file <file>', "the cache's secret signing key, as `nix key generate-secret` writes it (configure: replaces every key)");
 }
@@ -143,6 +150,7 @@ export function registerClientCommands(program: Command): void {
     .option('--add-signing-key', 'let the server generate a key (the next name) that signs alongside the current ones')
     .option('--retire-signing-key <name>', 'stop signing with the key of this name (the end of a rotation)')
     .option('--reset-retention', 'use the server default retention again')
+    .option('--reset-upstream-retention', 'use the server default retention of upstream paths again')
     .action(async (ref: string, opts) =>
       run(opts, async (ctx) => (await import('./commands/cache.ts')).cacheConfigureCommand(ref, opts, ctx)),
     );

@@ -22,6 +22,9 @@ export interface ConfigureKeys extends KeyChanges {
   /** Add a generated key (the next name) that signs alongside the current ones. */
   generateKey?: boolean;
 }
+import { isLocalUpstream, storedUpstreams } from './upstreams.ts';
+import { deleteUpstreamLookups } from '../db/repos/upstream-lookups.ts';
+import type { UpstreamSetting } from '../api/v1.ts';
 
 export interface CacheSettings {
   isPublic?: boolean;
@@ -30,6 +33,9 @@ export interface CacheSettings {
   upstreamKeyNames?: string[];
   /** Seconds; null = the server default. */
   retentionSeconds?: number | null;
+  upstreams?: UpstreamSetting[];
+  /** Seconds; null = the server default. */
+  upstreamRetentionSeconds?: number | null;
 }
 
 const CACHE_TTL_MS = 2000;
@@ -88,6 +94,8 @@ export class CacheService {
     if (!isValidCacheName(name)) throw badRequest(invalidCacheNameMessage(name));
     if (RESERVED_NAMES.has(name)) throw badRequest(`cache name '${name}' is reserved: the server's web dashboard lives at /${name}`);
     validateSettings(s);
+    const storeDir = s.storeDir ?? DEFAULT_STORE_DIR;
+    const upstreams = await this.#upstreamsJson(name, storeDir, s.upstreams ?? [], '[]');
     const plan = planKeyChanges(name, [], { add: keys?.length ? keys : [SigningKey.generate(`${this.keyNamePrefix}-${name}-1`)] });
     const row = await this.db.transaction().execute(async (tx) => {
       const inserted = await insertCache(tx, {
@@ -96,9 +104,11 @@ export class CacheService {
         public_key: plan.primary.publicKey,
         is_public: s.isPublic ? 1 : 0,
         priority: s.priority ?? 41,
-        store_dir: s.storeDir ?? DEFAULT_STORE_DIR,
+        store_dir: storeDir,
         upstream_key_names: JSON.stringify(s.upstreamKeyNames ?? ['cache.nixos.org-1']),
         retention_seconds: s.retentionSeconds ?? null,
+        upstreams,
+        upstream_retention_seconds: s.upstreamRetentionSeconds ?? null,
         created_at: Date.now(),
       });
       if (inserted) await writeKeys(tx, inserted.id, plan);
@@ -118,6 +128,10 @@ export class CacheService {
     if (s.storeDir !== undefined) patch.store_dir = s.storeDir;
     if (s.upstreamKeyNames !== undefined) patch.upstream_key_names = JSON.stringify(s.upstreamKeyNames);
     if (s.retentionSeconds !== undefined) patch.retention_seconds = s.retentionSeconds;
+    if (s.upstreams !== undefined) {
+      patch.upstreams = await this.#upstreamsJson(name, s.storeDir ?? cache.store_dir, s.upstreams, cache.upstreams);
+    }
+    if (s.upstreamRetentionSeconds !== undefined) patch.upstream_retention_seconds = s.upstreamRetentionSeconds;
     const changes: KeyChanges = { replaceWith: k.replaceWith, add: k.add, retire: k.retire };
     if (k.regenerateKey) changes.replaceWith = [...(changes.replaceWith ?? []), generatedKey(cache.keys)];
     if (k.generateKey) changes.add = [...(changes.add ?? []), generatedKey(cache.keys)];
@@ -135,6 +149,7 @@ export class CacheService {
         await updateCache(tx, cache.id, patch);
       });
     }
+    if (patch.upstreams !== undefined) await deleteUpstreamLookups(this.db, cache.id);
     this.memo.delete(name);
     return this.get(name);
   }
@@ -154,6 +169,17 @@ export class CacheService {
       }
     }
     return keys?.length ? this.configure(name, {}, { replaceWith: keys }) : this.get(name);
+  }
+
+  /** Validated upstreams in their stored form; a local upstream must exist and hold the same store dir. */
+  async #upstreamsJson(name: string, storeDir: string, settings: UpstreamSetting[], previousJson: string): Promise<string> {
+    const stored = storedUpstreams(name, settings, previousJson);
+    for (const u of stored.filter(isLocalUpstream)) {
+      const base = await this.find(u.cache);
+      if (!base) throw badRequest(`upstream cache '${u.cache}' does not exist`);
+      if (base.store_dir !== storeDir) throw badRequest(`upstream cache '${u.cache}' holds paths of ${base.store_dir}, not ${storeDir}`);
+    }
+    return JSON.stringify(stored);
   }
 
   async destroy(name: string): Promise<void> {
@@ -213,5 +239,9 @@ function validateSettings(s: CacheSettings): void {
     (!Number.isInteger(s.retentionSeconds) || s.retentionSeconds < 0)
   ) {
     throw badRequest('retention_period must be a non-negative number of seconds or null');
+  }
+  const ur = s.upstreamRetentionSeconds;
+  if (ur !== undefined && ur !== null && (!Number.isInteger(ur) || ur < 0)) {
+    throw badRequest('upstream_retention_period must be a non-negative number of seconds or null');
   }
 }

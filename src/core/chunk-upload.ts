@@ -248,7 +248,7 @@ export async function commitChunkedNar(
   if (p.narSize > limit) throw tooLarge(`NarSize ${p.narSize} exceeds the limit of ${limit} bytes for cache '${cache.name}'`);
   const readable = await findNarInCache(d.db, c.pullable, { narHash: p.narHash });
   if (readable) {
-    const outcome = await recordPath(d.db, cache, p, readable, c.sub, c.replace);
+    const outcome = await recordPath(d.db, cache, p, readable, c.sub, { replace: c.replace });
     return { kind: 'deduplicated', outcome, nar_size: p.narSize };
   }
   const visible = await findVisibleChunks(d.db, [...new Set(c.chunks)], c.pullable, cache.id);
@@ -258,6 +258,6 @@ export async function commitChunkedNar(
   const total = rows.reduce((sum, r) => sum + r.size, 0);
   if (total !== p.narSize) throw badRequest(`NarSize mismatch: claimed ${p.narSize}, the chunks hold ${total} bytes`);
   const nar = await commitNar(d.db, d.store, rows, p, { verifyContent: true });
-  const outcome = await recordPath(d.db, cache, p, nar, c.sub, c.replace);
+  const outcome = await recordPath(d.db, cache, p, nar, c.sub, { replace: c.replace });
   return { kind: 'uploaded', outcome, nar_size: p.narSize };
 }

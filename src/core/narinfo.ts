@@ -19,6 +19,17 @@ function signingKey(secret: string): SigningKey {
   return key;
 }
 
+/** Signatures of a fingerprint by every active key of the cache. */
+export function signWithActiveKeys(cache: Cache, fingerprint: string): string[] {
+  return activeKeys(cache.keys).map((k) => signingKey(k.secret_key).sign(fingerprint));
+}
+
+/** Pushed or upstream signatures, without any under the cache's own key names (those are ours alone). */
+export function foreignSignatures(cache: Cache, sigs: string[]): string[] {
+  const own = new Set(cache.keys.map((k) => k.name));
+  return sigs.filter((s) => !own.has(s.slice(0, s.indexOf(':'))));
+}
+
 export function narUrl(fileHash: string): string {
   return `nar/${fileHash.slice('sha256:'.length)}.nar.zst`;
 }
@@ -45,9 +56,8 @@ export async function renderNarInfo(db: Kysely<Database>, cache: Cache, obj: Obj
   );
   const publicKeys = signers.map((k) => k.public_key).join('\n');
   if (obj.server_sig_key !== publicKeys) await setServerSignatures(db, obj.id, sigs.join('\n'), publicKeys);
-  // Our own key names are ours alone: a pushed signature under one (a `nix store sign` re-PUT, or a retired key's) is not served.
-  const own = new Set(cache.keys.map((k) => k.name));
-  const clientSigs = (JSON.parse(obj.client_sigs) as string[]).filter((s) => !own.has(s.slice(0, s.indexOf(':'))));
+  // A pushed signature under one of our key names (a `nix store sign` re-PUT, or a retired key's) is not served.
+  const clientSigs = foreignSignatures(cache, JSON.parse(obj.client_sigs) as string[]);
   return formatNarInfo({
     storePath: obj.store_path,
     url: narUrl(obj.nar.file_hash),

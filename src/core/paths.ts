@@ -66,8 +66,10 @@ function checkContentAddress(sp: StorePath, caField: string, references: string[
 }
 
 /**
- * Makes the path visible in the cache: the last step of every push. The first NAR of a path is
- * kept: a different one (or different references) is a conflict unless `replace` is set.
+ * Makes the path visible in the cache: the last step of every push, and of a pull-through
+ * (`upstream` names where it came from; a later push of the path makes it the cache's own). The
+ * first NAR of a path is kept: a different one (or different references) is a conflict unless
+ * `replace` is set.
  */
 export async function recordPath(
   db: Kysely<Database>,
@@ -75,7 +77,7 @@ export async function recordPath(
   p: ValidPath,
   nar: NarRow,
   sub: string | null,
-  replace = false,
+  opts: { replace?: boolean; upstream?: string } = {},
 ): Promise<PathOutcome> {
   if (nar.nar_hash !== p.narHash || nar.nar_size !== p.narSize) {
     throw badRequest(
@@ -100,6 +102,7 @@ export async function recordPath(
     created_by: sub,
     created_at: now,
     last_accessed_at: now,
+    upstream: opts.upstream ?? null,
   };
   for (;;) {
     const existing = await findObject(db, cache.id, p.hash);
@@ -111,7 +114,7 @@ export async function recordPath(
       await upsertObject(db, { ...row, created_by: existing.created_by });
       return 'unchanged';
     }
-    if (!replace) {
+    if (!opts.replace) {
       throw conflict(
         `${p.storePath} is already in cache '${cache.name}' with a different NAR or references ` +
           `(NarHash ${existing.nar.nar_hash}); the first upload is kept. Replacing it needs the 'delete' permission and ?replace=true`,

@@ -113,7 +113,7 @@ export async function receiveNixNarInfo(
   if (!nar) {
     throw badRequest(`narinfo for ${p.storePath} refers to ${info.url}, which was not uploaded to cache '${cache.name}'`);
   }
-  return recordPath(d.db, cache, p, nar, sub, replace);
+  return recordPath(d.db, cache, p, nar, sub, { replace });
 }
 
 /**
@@ -142,6 +142,6 @@ export async function uploadPath(
   const known = await findVisibleChunks(d.db, unique.map((c) => c.hash), pullable, cache.id);
   const newToCaller = unique.filter((c) => !known.has(c.hash)).reduce((sum, c) => sum + c.size, 0);
   const nar = await commitNar(d.db, d.store, ingested.chunks, ingested, { verifyContent: false });
-  const outcome = await recordPath(d.db, cache, p, nar, sub, replace);
+  const outcome = await recordPath(d.db, cache, p, nar, sub, { replace });
   return { kind: newToCaller === 0 ? 'deduplicated' : 'uploaded', outcome, nar_size: p.narSize, new_chunk_bytes: newToCaller };
 }

@@ -7,6 +7,7 @@ import { packs } from './migrations/0004_packs.ts';
 import { gcV2 } from './migrations/0005_gc_v2.ts';
 import { usageHistory } from './migrations/0006_usage_history.ts';
 import { cacheKeys } from './migrations/0007_cache_keys.ts';
+import { upstreams } from './migrations/0008_upstreams.ts';
 
 /** Every migration, in order; append only. */
 const MIGRATIONS: Record<string, (kind: DialectKind) => Migration> = {
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, (kind: DialectKind) => Migration> = {
   '0005_gc_v2': gcV2,
   '0006_usage_history': usageHistory,
   '0007_cache_keys': cacheKeys,
+  '0008_upstreams': () => upstreams,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS);

@@ -21,6 +21,10 @@ export interface CacheTable {
   upstream_key_names: string;
   /** Seconds an unused path is kept; NULL = the server default. */
   retention_seconds: number | null;
+  /** JSON array of StoredUpstream (core/upstreams.ts), in the order they are asked; '[]' = no pull-through. */
+  upstreams: Generated<string>;
+  /** Seconds an unused path that came from an upstream is kept; NULL = the server default. */
+  upstream_retention_seconds: number | null;
   created_at: number;
 }
 
@@ -114,6 +118,22 @@ export interface ObjectTable {
   created_by: string | null;
   created_at: number;
   last_accessed_at: number;
+  /** Set when the path was pulled through from an upstream (its label, e.g. its URL or `cache:base`); NULL for pushed paths. */
+  upstream: string | null;
+}
+
+/**
+ * What the cache's upstreams answered for a store path it lacks, shared by every replica until
+ * `expires_at`: a verified narinfo (its NAR is fetched when a client asks for it) or, with
+ * `narinfo` NULL, a miss.
+ */
+export interface UpstreamLookupTable {
+  cache_id: number;
+  store_path_hash: string;
+  upstream: string | null;
+  narinfo: string | null;
+  nar_hash: string | null;
+  expires_at: number;
 }
 
 /** One reference of a path, by the referenced path's hash: closure walks are recursive queries over these. */
@@ -266,6 +286,7 @@ export interface Database {
   usage_hourly: UsageHourlyTable;
   push_log: PushLogTable;
   gc_hourly: GcHourlyTable;
+  upstream_lookups: UpstreamLookupTable;
 }
 
 export type CacheRow = Selectable<CacheTable>;

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { doomedPathsCte } from './closure.ts';
+import { doomedPathsCte, type Cutoffs } from './closure.ts';
 
 /** Store paths a report lists; the count is always exact. */
 export const LISTED_PATHS = 1000;
@@ -15,7 +15,8 @@ export interface CacheCollection {
 }
 
 /**
- * Collects the cache's paths unused since `cutoff` that no kept path (used since, or pinned)
+ * Collects the cache's paths unused since their cutoff (`cutoffs.own` for pushed paths,
+ * `cutoffs.upstream` for paths pulled from an upstream) that no kept path (used since, or pinned)
  * reaches through references: a closure in the cache is never broken, so any path Nix can find
  * here can still be substituted whole. The decision and the deletion are one statement. A dry
  * run answers the same question and deletes nothing.
@@ -23,11 +24,11 @@ export interface CacheCollection {
 export async function collectUnusedPaths(
   db: Kysely<Database>,
   cacheId: number,
-  cutoff: number,
+  cutoffs: Cutoffs,
   now: number,
   dryRun: boolean,
 ): Promise<CacheCollection> {
-  const doomed = doomedPathsCte(cacheId, cutoff, now);
+  const doomed = doomedPathsCte(cacheId, cutoffs, now);
   if (dryRun) {
     const { rows } = await sql<{ paths: number; nar_bytes: number | null }>`${doomed}
       SELECT

@@ -4,6 +4,8 @@ import type { ChunkStore, CompactionResult } from '../core/chunk-store.ts';
 import type { GcCacheReport, GcReport } from '../api/v1.ts';
 import { prunePinRevisions } from '../db/repos/pins.ts';
 import { collectUnusedPaths } from './retention.ts';
+import { NEVER_EXPIRES } from './closure.ts';
+import { purgeExpiredUpstreamLookups } from '../db/repos/upstream-lookups.ts';
 import { sweepUnreferenced, type SweepResult } from './sweep.ts';
 
 export type { GcReport };
@@ -11,13 +13,15 @@ export type { GcReport };
 export interface GcOptions {
   /** Server default retention in seconds when a cache has none (0 = keep forever). */
   defaultRetentionSeconds: number;
+  /** Server default retention of paths pulled from an upstream (0 = keep forever). */
+  defaultUpstreamRetentionSeconds?: number;
   /**
    * Unreferenced data younger than this is kept: it may belong to a push in progress. Paths
    * used within it are kept whatever their cache's retention: a push may be about to refer to them.
    */
   graceSeconds: number;
   /** Only this cache's paths (the sweep of unused NARs and chunks is global either way). */
-  cache?: Pick<CacheRow, 'id' | 'name' | 'retention_seconds'>;
+  cache?: Pick<CacheRow, 'id' | 'name' | 'retention_seconds' | 'upstream_retention_seconds'>;
   /** Work out what would go; change nothing. */
   dryRun?: boolean;
   /** Packs whose live bytes fall below this share of their size are rewritten (default 0.5). */
@@ -38,19 +42,22 @@ export async function runGarbageCollection(db: Kysely<Database>, store: ChunkSto
   const dryRun = o.dryRun === true;
   const caches = o.cache
     ? [o.cache]
-    : await db.selectFrom('caches').select(['id', 'name', 'retention_seconds']).orderBy('name').execute();
+    : await db.selectFrom('caches').select(['id', 'name', 'retention_seconds', 'upstream_retention_seconds']).orderBy('name').execute();
   const reports: GcCacheReport[] = [];
+  // Paths used within the grace period are kept whatever the retention: a push may be about to refer to them.
+  const cutoff = (retention: number) => (retention > 0 ? now - Math.max(retention, o.graceSeconds) * 1000 : NEVER_EXPIRES);
   for (const cache of caches) {
-    const retention = cache.retention_seconds ?? o.defaultRetentionSeconds;
-    if (retention <= 0) {
+    const own = cache.retention_seconds ?? o.defaultRetentionSeconds;
+    const upstream = cache.upstream_retention_seconds ?? o.defaultUpstreamRetentionSeconds ?? 0;
+    if (own <= 0 && upstream <= 0) {
       reports.push({ cache: cache.name, paths: 0, store_paths: [], nar_bytes: 0 });
       continue;
     }
     if (!dryRun) await prunePinRevisions(db, cache.id, now);
-    const cutoff = now - Math.max(retention, o.graceSeconds) * 1000;
-    const c = await collectUnusedPaths(db, cache.id, cutoff, now, dryRun);
+    const c = await collectUnusedPaths(db, cache.id, { own: cutoff(own), upstream: cutoff(upstream) }, now, dryRun);
     reports.push({ cache: cache.name, paths: c.paths, store_paths: c.storePaths, nar_bytes: c.narBytes });
   }
+  if (!dryRun) await purgeExpiredUpstreamLookups(db, now);
   const graceCutoff = now - o.graceSeconds * 1000;
   const swept = dryRun ? NOTHING_SWEPT : await sweepUnreferenced(db, graceCutoff);
   const compacted = dryRun ? NOTHING_COMPACTED : await store.compact({ cutoff: graceCutoff, maxLiveRatio: o.compactBelow ?? 0.5, now });

@@ -59,7 +59,11 @@ export interface ServerConfig {
     compactBelow: number;
     /** Path use (narinfo hits, downloads) is written to the database in batches this often. */
     accessFlushSeconds: number;
+    /** Retention of paths pulled from an upstream, for caches without their own. */
+    upstreamRetentionSeconds: number;
   };
+  /** Pull-through toward each upstream of a cache (docs/config.md, [upstream]). */
+  upstream: { timeoutMs: number; maxConcurrency: number; negativeTtlSeconds: number; positiveTtlSeconds: number };
   metrics: {
     /** When set, GET /metrics needs `Authorization: Bearer <token>` (or an admin token). */
     token?: string;
@@ -114,6 +118,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
   const gc = t.table('gc');
   const me = t.table('metrics');
   const li = t.table('limits');
+  const up = t.table('upstream');
   const storageType = env.LOFT_STORAGE_TYPE ?? st.str('type', 'local');
   let storage: StorageConfig;
   if (storageType === 'local') {
@@ -182,6 +187,13 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
       compactBelow: gc.num('compact_below', 0.5),
       accessFlushSeconds: gc.num('access_flush_seconds', 15),
+      upstreamRetentionSeconds: gc.num('upstream_retention_seconds', 30 * 24 * 3600),
+    },
+    upstream: {
+      timeoutMs: up.num('timeout_ms', 10_000),
+      maxConcurrency: Math.max(1, up.num('max_concurrency', 16)),
+      negativeTtlSeconds: up.num('negative_ttl_seconds', 300),
+      positiveTtlSeconds: up.num('positive_ttl_seconds', 3600),
     },
     metrics: {
       token: env.LOFT_METRICS_TOKEN ?? me.optStr('token'),

@@ -27,6 +27,7 @@ export async function gcOnce(s: Services, log: FastifyBaseLogger, req: GcRequest
   try {
     report = await runGarbageCollection(s.kysely, s.chunkStore, {
       defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
+      defaultUpstreamRetentionSeconds: s.config.gc.upstreamRetentionSeconds,
       graceSeconds: s.config.gc.stagingGraceSeconds,
       compactBelow: s.config.gc.compactBelow,
       cache: req.cache,

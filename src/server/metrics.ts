@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { StorageStats } from '../db/repos/stats.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { UpstreamObserver } from '../upstream/binary-cache-client.ts';
 
 export interface MetricResources {
   dbPool?: () => { total: number; idle: number; waiting: number };
@@ -57,6 +58,45 @@ export class Metrics {
     buckets: [0.1, 1, 10, 60, 300, 900, 3600],
     registers: [this.registry],
   });
+
+  // Pull-through, per configured upstream (URL or cache:NAME: a label bounded by configuration).
+  readonly upstreamNarInfos = new Counter({
+    name: 'loft_upstream_narinfo_requests_total',
+    help: 'narinfo lookups sent to an upstream, by result (hit, miss, error)',
+    labelNames: ['upstream', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamBytes = new Counter({
+    name: 'loft_upstream_nar_bytes_total',
+    help: 'NAR file bytes fetched from an upstream and stored',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamFetchSeconds = new Histogram({
+    name: 'loft_upstream_fetch_duration_seconds',
+    help: 'Time of an upstream request: a narinfo lookup, or a NAR download with its ingest',
+    labelNames: ['upstream', 'kind'] as const,
+    buckets: [0.005, 0.025, 0.1, 0.25, 1, 2.5, 10, 30, 120, 600],
+    registers: [this.registry],
+  });
+  readonly upstreamErrors = new Counter({
+    name: 'loft_upstream_errors_total',
+    help: 'Upstream failures by reason (timeout, unreachable, server_error, denied, bad_response, verification)',
+    labelNames: ['upstream', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamObserver: UpstreamObserver = {
+    narInfo: (upstream, result, seconds) => {
+      this.upstreamNarInfos.inc({ upstream, result });
+      this.upstreamFetchSeconds.observe({ upstream, kind: 'narinfo' }, seconds);
+    },
+    narFetched: (upstream, bytes, seconds) => {
+      this.upstreamBytes.inc({ upstream }, bytes);
+      this.upstreamFetchSeconds.observe({ upstream, kind: 'nar' }, seconds);
+    },
+    error: (upstream, reason) => this.upstreamErrors.inc({ upstream, reason }),
+  };
 
   // Per cache (the `cache` label is the cache name; docs/deployment.md says how to keep /metrics private).
   readonly narinfoRequests = new Counter({

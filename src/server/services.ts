@@ -18,6 +18,7 @@ import { Metrics } from './metrics.ts';
 import { NarInfoCache } from '../core/narinfo-cache.ts';
 import { UsageRecorder } from '../core/usage.ts';
 import { AccessTracker } from '../core/access-tracker.ts';
+import { PullThrough } from '../core/pull-through.ts';
 
 /** Everything a request handler needs, built once per process. */
 export interface Services {
@@ -36,6 +37,7 @@ export interface Services {
   usage: UsageRecorder;
   /** Batched last-access writes (narinfo hits, NAR downloads), for retention. */
   accessTracker: AccessTracker;
+  pullThrough: PullThrough;
   close(): Promise<void>;
 }
 
@@ -62,6 +64,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
   });
   const chunkStore = new ChunkStore(db.kysely, blobs, pool, { packTargetSize: config.packs.targetSize });
   const tokens = await tokenAuthorityFor(config);
+  const caches = new CacheService(db.kysely, config.keyNamePrefix);
   const metrics = new Metrics({ dbPool: db.poolStats, workers: () => pool.load });
   const usage = new UsageRecorder(db.kysely, {
     flushIntervalMs: config.metrics.historyFlushSeconds * 1000,
@@ -79,7 +82,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     blobs,
     pool,
     chunkStore,
-    caches: new CacheService(db.kysely, config.keyNamePrefix),
+    caches,
     tokens,
     access: new AccessControl(tokens, revocations, config.auth.adminToken),
     push: {
@@ -94,6 +97,15 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     narinfoCache: new NarInfoCache(),
     usage,
     accessTracker,
+    pullThrough: new PullThrough({
+      db: db.kysely,
+      store: chunkStore,
+      chunking: config.chunking,
+      maxNarSize: config.maxNarSize,
+      findCache: (name) => caches.find(name),
+      observer: metrics.upstreamObserver,
+      settings: config.upstream,
+    }),
     async close() {
       await accessTracker.close().catch(() => {});
       await usage.close().catch(() => {});

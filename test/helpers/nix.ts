@@ -7,11 +7,14 @@ import { fileURLToPath } from 'node:url';
 const exec = promisify(execFile);
 const CORPUS = fileURLToPath(new URL('../fixtures/corpus.nix', import.meta.url));
 
-/** Nix settings for tests: no internet substituters, and a private client cache per test (Nix caches narinfo lookups). */
+/**
+ * Nix settings for tests: no internet substituters, and a private client cache per test (Nix caches
+ * narinfo lookups). Builds run as the calling user: a machine without the `nixbld` group can build.
+ */
 export function nixEnv(dir: string, extra: string[] = []): NodeJS.ProcessEnv {
   return {
     ...process.env,
-    NIX_CONFIG: ['experimental-features = nix-command', 'substituters =', 'sandbox = false', ...extra].join('\n'),
+    NIX_CONFIG: ['experimental-features = nix-command', 'substituters =', 'sandbox = false', 'build-users-group =', ...extra].join('\n'),
     XDG_CACHE_HOME: path.join(dir, 'xdg-cache'),
   };
 }

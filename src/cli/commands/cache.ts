@@ -12,6 +12,7 @@ import {
   type CacheSettingsBody,
   type CacheStats,
 } from '../../client/admin.ts';
+import type { UpstreamSetting } from '../../api/v1.ts';
 import { CliError, InterruptedError, UsageError } from '../errors.ts';
 import { cacheConfigured, cacheCreated, cacheDestroyed, cacheInfo, cacheList, destroyPrompt } from '../output/messages.ts';
 
@@ -31,6 +32,11 @@ export interface CacheFlags {
   addSigningKeyFile?: string;
   addSigningKey?: boolean;
   retireSigningKey?: string;
+  upstream?: string[];
+  /** false with --no-upstreams. */
+  upstreams?: boolean;
+  upstreamRetention?: string;
+  resetUpstreamRetention?: boolean;
 }
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400, y: 365 * 86400 };
@@ -67,6 +73,14 @@ export function settingsFromFlags(f: CacheFlags): CacheSettingsBody {
   if (f.regenerateKey) b.regenerate_keypair = true;
   if (f.addSigningKey) b.generate_signing_key = true;
   if (f.retireSigningKey !== undefined) b.retire_signing_key = f.retireSigningKey;
+  if (f.upstream?.length && f.upstreams === false) throw new UsageError('give either --upstream or --no-upstreams, not both');
+  if (f.upstream?.length) b.upstreams = f.upstream.map(parseUpstream);
+  if (f.upstreams === false) b.upstreams = [];
+  if (f.upstreamRetention !== undefined && f.resetUpstreamRetention) {
+    throw new UsageError('give either --upstream-retention or --reset-upstream-retention, not both');
+  }
+  if (f.upstreamRetention !== undefined) b.upstream_retention_period = parsePeriod(f.upstreamRetention);
+  if (f.resetUpstreamRetention) b.upstream_retention_period = null;
   return b;
 }
 
@@ -85,6 +99,18 @@ export async function withKeyFiles(b: CacheSettingsBody, f: CacheFlags): Promise
   return out;
 }
 
+/** `URL KEY [KEY…]` or `cache:NAME` (the server checks the URL and keys). */
+export function parseUpstream(spec: string): UpstreamSetting {
+  const [first, ...keys] = spec.trim().split(/\s+/);
+  if (first.startsWith('cache:') && keys.length === 0) return { cache: first.slice('cache:'.length) };
+  if (!/^https?:\/\//.test(first) || keys.length === 0) {
+    throw new UsageError(
+      `invalid upstream '${spec}': use 'URL KEY [KEY…]' (e.g. 'https://cache.nixos.org cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=') or 'cache:NAME'`,
+    );
+  }
+  return { url: first, public_keys: keys };
+}
+
 const printJson = (ctx: CliContext, v: unknown) => ctx.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
 export async function cacheCreateCommand(ref: string, flags: CacheFlags, ctx: CliContext): Promise<void> {
@@ -98,7 +124,7 @@ export async function cacheConfigureCommand(ref: string, flags: CacheFlags, ctx:
   const body = await withKeyFiles(settingsFromFlags(flags), flags);
   const changed = Object.keys(body);
   if (changed.length === 0) {
-    throw new UsageError('nothing to change: give at least one of --public, --private, --priority, --upstream-key, --no-upstream-keys, --retention, --reset-retention, --store-dir, --regenerate-key, --signing-key-file, --add-signing-key-file, --add-signing-key, --retire-signing-key');
+    throw new UsageError('nothing to change: give at least one of --public, --private, --priority, --upstream-key, --no-upstream-keys, --retention, --reset-retention, --store-dir, --regenerate-key, --signing-key-file, --add-signing-key-file, --add-signing-key, --retire-signing-key, --upstream, --no-upstreams, --upstream-retention, --reset-upstream-retention');
   }
   const t = await ctx.resolveCache(ref);
   const updated = await configureCache(t.client, t.cache, body);

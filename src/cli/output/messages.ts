@@ -1,5 +1,6 @@
 // Everything the client commands print for humans, as functions returning strings (no I/O here).
 import type { CacheConfig } from '../../client/http.ts';
+import type { UpstreamConfig } from '../../api/v1.ts';
 import type { CacheStats, GcReport, PathInfo, Pin } from '../../client/admin.ts';
 
 export function humanBytes(n: number): string {
@@ -63,6 +64,8 @@ export function cacheInfo(c: CacheConfig, stats: CacheStats | undefined): string
     ['Store dir', c.store_dir],
     ['Upstream keys', c.upstream_cache_key_names.length ? c.upstream_cache_key_names.join(', ') : '(none)'],
     ['Retention', formatPeriod(c.retention_period)],
+    ['Upstreams', upstreamList(c.upstreams)],
+    ['Upstream retention', formatPeriod(c.upstream_retention_period)],
     ['Created', c.created_at],
   ];
   if (stats) {
@@ -75,6 +78,18 @@ export function cacheInfo(c: CacheConfig, stats: CacheStats | undefined): string
     );
   }
   return fields(pairs);
+}
+
+function upstreamList(upstreams: UpstreamConfig[]): string {
+  if (upstreams.length === 0) return '(none: pull-through is off)';
+  return upstreams
+    .map((u, i) => {
+      const notes = 'cache' in u ? [`cache '${u.cache}' on this server`] : [u.public_keys.map((k) => k.split(':')[0]).join(', ')];
+      if (u.priority !== undefined) notes.push(`priority ${u.priority}`);
+      if ('url' in u && u.has_credentials) notes.push('with credentials');
+      return `\n  ${i + 1}. ${'cache' in u ? `cache:${u.cache}` : u.url} (${notes.join('; ')})`;
+    })
+    .join('');
 }
 
 export function cacheCreated(c: CacheConfig): string {

@@ -103,6 +103,7 @@ export async function upsertObject(db: Kysely<Database>, obj: NewObject): Promis
           server_sig_key: eb.ref('excluded.server_sig_key'),
           created_by: eb.ref('excluded.created_by'),
           last_accessed_at: eb.ref('excluded.last_accessed_at'),
+          upstream: eb.ref('excluded.upstream'),
         })),
       )
       .returning('id')

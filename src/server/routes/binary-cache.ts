@@ -51,7 +51,7 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
       let text = s.narinfoCache.get(cache, hash);
       if (text === undefined) {
         const obj = await findObject(s.kysely, cache.id, hash);
-        text = obj ? await renderNarInfo(s.kysely, cache, obj) : null;
+        text = obj ? await renderNarInfo(s.kysely, cache, obj) : await s.pullThrough.narInfo(cache, hash, req.log);
         s.narinfoCache.set(cache, hash, text);
       }
       if (text === null) throw missing();
@@ -87,7 +87,12 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
     const target = await resolveNarFile(s, cache.id, req.params.file);
     if (!target || (target.uploadOnly && req.method !== 'HEAD')) {
-      throw notFound(`no such NAR '${req.params.file}' in cache '${cache.name}'`);
+      const pulled = !target && (await s.pullThrough.openNar(cache, req.params.file, req.method === 'HEAD', req.log));
+      if (!pulled) throw notFound(`no such NAR '${req.params.file}' in cache '${cache.name}'`);
+      // Only a verified NAR reaches its last byte: a refused one is cut short of this length.
+      reply.header('content-type', 'application/x-nix-nar').header('content-length', pulled.size);
+      reply.raw.once('finish', () => s.metrics.bytesServed.inc(pulled.size));
+      return reply.send(pulled.body ?? Readable.from([]));
     }
     if (req.method === 'GET') s.accessTracker.touchNar(cache.id, target.nar.id);
     return sendNar(s, req, reply, target.nar, target.decompress);

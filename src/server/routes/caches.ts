@@ -5,6 +5,7 @@ import { parseSecretKeys } from '../../core/cache-keys.ts';
 import type { CacheConfig, CacheSettingsBody } from '../../api/v1.ts';
 import { isValidCacheName } from '../../token/index.ts';
 import { badRequest } from '../../core/errors.ts';
+import { upstreamsForApi } from '../../core/upstreams.ts';
 
 type Params = { cache: string };
 
@@ -18,6 +19,8 @@ const settingsSchema = {
     store_dir: { type: 'string', maxLength: 4096 },
     upstream_cache_key_names: { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 64 },
     retention_period: { type: ['integer', 'null'], minimum: 0 },
+    upstreams: { type: 'array', maxItems: 16, items: { type: 'object' } },
+    upstream_retention_period: { type: ['integer', 'null'], minimum: 0 },
     regenerate_keypair: { type: 'boolean' },
     signing_key: { type: 'string', maxLength: 16384 },
     add_signing_key: { type: 'string', maxLength: 16384 },
@@ -44,6 +47,8 @@ function cacheConfig(c: Cache, baseUrl: string): CacheConfig {
     store_dir: c.store_dir,
     upstream_cache_key_names: JSON.parse(c.upstream_key_names) as string[],
     retention_period: c.retention_seconds,
+    upstreams: upstreamsForApi(c.upstreams),
+    upstream_retention_period: c.upstream_retention_seconds,
     created_at: new Date(c.created_at).toISOString(),
     url: `${baseUrl}/${c.name}`,
   };
@@ -56,6 +61,8 @@ function settingsOf(b: CacheSettingsBody): CacheSettings {
     storeDir: b.store_dir,
     upstreamKeyNames: b.upstream_cache_key_names,
     retentionSeconds: b.retention_period,
+    upstreams: b.upstreams,
+    upstreamRetentionSeconds: b.upstream_retention_period,
   };
 }
 
@@ -112,7 +119,7 @@ export function cacheRoutes(app: FastifyInstance, s: Services): void {
     async (req) => {
       const b = req.body ?? {};
       const { principal } = await s.access.requireOnCache(req, req.params.cache, 'configure_cache', find);
-      if (b.retention_period !== undefined) {
+      if (b.retention_period !== undefined || b.upstream_retention_period !== undefined) {
         await s.access.requireOnCache(req, req.params.cache, 'configure_retention', find);
       }
       const cache = await s.caches.configure(req.params.cache, settingsOf(b), keysOf(b));

@@ -115,6 +115,23 @@ for (const db of DB_KINDS) {
     assert.equal(blobs, 0, 'every pack is deleted');
   });
 
+  test(`paths pulled from an upstream have their own retention, still inside closures (${db})`, async (t) => {
+    const server = await withServer(t, db);
+    if (!server) return;
+    await server.createCache('mix', { retention_period: 0, upstream_retention_period: 86400 });
+    const a = await push(server, 'mix', 'pulled-a');
+    const b = await push(server, 'mix', 'pulled-b');
+    const c = await push(server, 'mix', 'own-c', [b.baseName]);
+    const d = await push(server, 'mix', 'own-d');
+    await server.services.kysely.updateTable('objects').set({ upstream: 'https://cache.example.org' }).where('store_path_hash', 'in', [a.hash, b.hash]).execute();
+    await age(server, [a.hash, b.hash, c.hash, d.hash]);
+    const report = await gc(server);
+    assert.equal(report.paths, 1, 'only a: b is in the closure of c, and pushed paths are kept forever');
+    for (const [p, status] of [[a, 404], [b, 200], [c, 200], [d, 200]] as const) {
+      assert.equal((await server.fetch(`/mix/${p.hash}.narinfo`, { token: server.adminToken })).status, status, p.baseName);
+    }
+  });
+
   test(`a NAR shared by two caches survives the deletion of one copy (${db})`, async (t) => {
     const server = await withServer(t, db);
     if (!server) return;

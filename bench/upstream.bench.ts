@@ -1,0 +1,144 @@
+// Issue 11: pull-through. A closure of ≥ 300 MB (BENCH_QUICK: ~90 MB) is copied with
+// `nix copy --to file://…?compression=xz` signed by an upstream key — what cache.nixos.org
+// serves — and served by nginx. Figures, each a median of per-run ratios measured side by side:
+//   cold: `nix-store -r` into a fresh store through a fresh Loft pulling from that upstream,
+//         vs straight from the upstream (goal ≤ 1.3× the time);
+//   warm: the same pull from the Loft cache once it holds the paths, vs from a normal Loft
+//         cache the paths were pushed to (goal ≤ 1.05×).
+// node --import tsx bench/upstream.bench.ts (normally through `npm run bench`).
+import path from 'node:path';
+import { buildBenchPaths, CLIENT_CORE, log, MB, median, nixEnv, pinned, round, RUNS, run, tempDir, timed, writeDocSection, writeResult } from './lib/common.ts';
+import { hashPart, loftPush } from './lib/nix.ts';
+import { startLoft, startNginx, type LoftServer } from './lib/servers.ts';
+import { copyToFileCache, generateUpstreamKey } from '../test/helpers/fake-upstream.ts';
+
+const HEADING = '## Upstream pull-through (issue 11)';
+const COLD_GOAL = 1.3;
+const WARM_GOAL = 1.05;
+
+let pulls = 0;
+
+/** `nix-store -r` of the paths into a fresh store from one substituter, on the client core; returns ms. */
+async function substitute(work: string, url: string, key: string, paths: string[]): Promise<number> {
+  const n = ++pulls;
+  const store = path.join(work, `store-${n}`);
+  const [cmd, args] = pinned(CLIENT_CORE, 'nix-store', [
+    '--store', store, '-r', ...paths,
+    '--option', 'substituters', url,
+    '--option', 'trusted-public-keys', key,
+    '--option', 'require-sigs', 'true',
+  ]);
+  const { ms } = await timed(() => run(cmd, args, { env: nixEnv(path.join(work, `client-${n}`)) }));
+  await run('rm', ['-rf', store, path.join(work, `client-${n}`)]);
+  return ms;
+}
+
+async function configureUpstream(loft: LoftServer, cache: string, upstreamUrl: string, publicKey: string): Promise<string> {
+  const res = await fetch(`${loft.url}/_api/v1/cache-config/${cache}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${loft.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ upstreams: [{ url: upstreamUrl, public_keys: [publicKey] }] }),
+  });
+  if (res.status !== 200) throw new Error(`configuring ${cache}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { public_key: string }).public_key;
+}
+
+async function publicKeyOf(loft: LoftServer, cache: string): Promise<string> {
+  return ((await (await fetch(`${loft.url}/_api/v1/cache-config/${cache}`)).json()) as { public_key: string }).public_key;
+}
+
+/** The pulled NARs are recorded once ingested (just after their last byte is sent): wait for all. */
+async function waitIngested(loft: LoftServer, cache: string, paths: string[]): Promise<void> {
+  const deadline = Date.now() + 10 * 60_000;
+  for (const p of paths) {
+    while (!/^URL: nar\/\S+\.nar\.zst$/m.test(await (await fetch(`${loft.url}/${cache}/${hashPart(p)}.narinfo`)).text())) {
+      if (Date.now() > deadline) throw new Error(`${p} was not ingested`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const tmp = await tempDir('loft-bench-upstream-');
+  const bench = await buildBenchPaths();
+  const paths = [bench.big, bench.others[0]];
+  const closure = (await run('nix-store', ['-qR', ...paths])).stdout.trim().split('\n');
+  const narBytes = (await run('nix-store', ['-q', '--size', ...closure])).stdout.trim().split('\n').reduce((n, s) => n + Number(s), 0);
+  log(`upstream: closure of ${closure.length} paths, ${(narBytes / MB).toFixed(0)} MB of NAR; compressing it with xz`);
+  const keys = await generateUpstreamKey(tmp.path);
+  const upstreamDir = path.join(tmp.path, 'upstream');
+  const { ms: xzMs } = await timed(() => copyToFileCache(upstreamDir, paths, keys, 'xz'));
+  log(`upstream: file:// cache written in ${(xzMs / 1000).toFixed(0)} s`);
+  const upstream = await startNginx(upstreamDir);
+  const work = path.join(tmp.path, 'work');
+  const cold: Array<{ direct: number; loft: number }> = [];
+  const warm: Array<{ plain: number; pulled: number }> = [];
+  try {
+    for (let r = 0; r < RUNS; r++) {
+      const loft = await startLoft(); // a fresh server: nothing of the closure is in it yet
+      try {
+        await loft.createCache('proxy');
+        const loftKey = await configureUpstream(loft, 'proxy', upstream.url, keys.publicKey);
+        const direct = async () => substitute(work, upstream.url, keys.publicKey, paths);
+        const through = async () => substitute(work, `${loft.url}/proxy`, loftKey, paths);
+        const c = r % 2 === 0 ? { direct: await direct(), loft: await through() } : { loft: await through(), direct: await direct() };
+        cold.push(c);
+        await waitIngested(loft, 'proxy', closure);
+
+        await loft.createCache('plain');
+        await loftPush(loft, 'plain', paths);
+        const plainKey = await publicKeyOf(loft, 'plain');
+        const plain = async () => substitute(work, `${loft.url}/plain`, plainKey, paths);
+        const pulled = async () => substitute(work, `${loft.url}/proxy`, loftKey, paths);
+        const w = r % 2 === 0 ? { plain: await plain(), pulled: await pulled() } : { pulled: await pulled(), plain: await plain() };
+        warm.push(w);
+        log(`upstream run ${r + 1}/${RUNS}: cold ${(c.loft / 1000).toFixed(2)} s via Loft vs ${(c.direct / 1000).toFixed(2)} s direct; warm ${(w.pulled / 1000).toFixed(2)} s vs ${(w.plain / 1000).toFixed(2)} s plain`);
+      } finally {
+        await loft.stop();
+      }
+    }
+  } finally {
+    await upstream.stop();
+    await tmp.cleanup();
+  }
+
+  const coldRatios = cold.map((c) => round(c.loft / c.direct));
+  const warmRatios = warm.map((w) => round(w.pulled / w.plain));
+  const result = {
+    bench: 'upstream',
+    paths: closure.length,
+    narBytes,
+    runs: RUNS,
+    cold: { directMs: median(cold.map((c) => c.direct)), loftMs: median(cold.map((c) => c.loft)), ratio: median(coldRatios), ratios: coldRatios, goal: COLD_GOAL },
+    warm: { plainMs: median(warm.map((w) => w.plain)), pulledMs: median(warm.map((w) => w.pulled)), ratio: median(warmRatios), ratios: warmRatios, goal: WARM_GOAL },
+  };
+  await writeResult('upstream', result);
+  console.log(JSON.stringify(result));
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const mark = (ratio: number, goal: number) => (ratio <= goal ? '✅' : '❌');
+  await writeDocSection(
+    HEADING,
+    [
+      HEADING,
+      '',
+      '`node --import tsx bench/upstream.bench.ts` (also in `npm run bench`): a closure copied with',
+      '`nix copy --to file://…?compression=xz` and signed with an upstream key (what cache.nixos.org serves), served by',
+      'nginx. `nix-store -r` substitutes it into a fresh store with `require-sigs`, on the client core; Loft (`npm start`',
+      'defaults, SQLite, local storage, a fresh server per run) runs on the server core with nginx. Cold: through a Loft',
+      'cache whose upstream is that nginx, vs straight from nginx. Warm: from that Loft cache once it holds the paths, vs',
+      'from a normal Loft cache the same paths were pushed to (`loft push`). Each figure is the median of per-run ratios',
+      'measured side by side, in alternating order.',
+      '',
+      `Closure: ${closure.length} paths, ${(narBytes / MB).toFixed(0)} MB of NAR. Runs: ${RUNS}. Date: ${new Date().toISOString().slice(0, 10)}.` +
+        (process.env.BENCH_QUICK === '1' ? ' **BENCH_QUICK run: small sizes, indicative only.**' : ''),
+      '',
+      '| pull | anchor | through Loft | Loft / anchor | goal | per-run ratios |',
+      '|---|---|---|---|---|---|',
+      `| cold (Loft fetches from the upstream) | ${s(result.cold.directMs)} straight from the upstream | ${s(result.cold.loftMs)} | **${result.cold.ratio}×** | ≤ ${COLD_GOAL}× ${mark(result.cold.ratio, COLD_GOAL)} | ${coldRatios.join(', ')} |`,
+      `| warm (Loft holds the paths) | ${s(result.warm.plainMs)} from a normal Loft cache | ${s(result.warm.pulledMs)} | **${result.warm.ratio}×** | ≤ ${WARM_GOAL}× ${mark(result.warm.ratio, WARM_GOAL)} | ${warmRatios.join(', ')} |`,
+      '',
+    ].join('\n'),
+  );
+}
+
+await main();

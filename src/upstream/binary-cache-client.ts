@@ -1,0 +1,133 @@
+import { Semaphore } from './semaphore.ts';
+
+/** Why an upstream could not answer; each is logged and counted, and none is a miss. */
+export type UpstreamFailure = 'timeout' | 'unreachable' | 'server_error' | 'denied' | 'bad_response';
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly reason: UpstreamFailure,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+export interface UpstreamLimits {
+  /** For the response headers, and between two pieces of a body. */
+  timeoutMs: number;
+  /** Requests in flight toward this upstream (a NAR holds its slot until its body is read). */
+  maxConcurrency: number;
+}
+
+export interface UpstreamEndpoint {
+  url: string;
+  /** An `Authorization` header value, sent to this upstream's origin only. */
+  authorization?: string;
+}
+
+/** What the pull-through flow reports per upstream; the server's Metrics turns it into Prometheus series. */
+export interface UpstreamObserver {
+  narInfo(upstream: string, result: 'hit' | 'miss' | 'error', seconds: number): void;
+  narFetched(upstream: string, bytes: number, seconds: number): void;
+  error(upstream: string, reason: UpstreamFailure | 'verification'): void;
+}
+
+const MAX_NARINFO_BYTES = 1024 * 1024;
+
+/**
+ * The HTTP client of one binary cache (cache.nixos.org, a file:// copy served over HTTP,
+ * another Loft): narinfo lookups and NAR downloads, each bounded in time and in number.
+ */
+export class BinaryCacheClient {
+  readonly #slots: Semaphore;
+
+  constructor(
+    readonly endpoint: UpstreamEndpoint,
+    private readonly limits: UpstreamLimits,
+  ) {
+    this.#slots = new Semaphore(limits.maxConcurrency);
+  }
+
+  /** The narinfo text, or undefined when the upstream does not have the path (404/410). */
+  async narInfo(hash: string): Promise<string | undefined> {
+    const release = await this.#slots.acquire();
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.limits.timeoutMs);
+    try {
+      const res = await this.#get(`${this.endpoint.url}/${hash}.narinfo`, abort.signal);
+      if (res.status === 404 || res.status === 410) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      const body = Buffer.from(await res.arrayBuffer());
+      if (body.length > MAX_NARINFO_BYTES) throw new UpstreamError('bad_response', `narinfo of ${hash} is larger than ${MAX_NARINFO_BYTES} bytes`);
+      return body.toString('utf8');
+    } catch (e) {
+      throw this.#classify(e, abort.signal);
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
+  }
+
+  /**
+   * Opens a NAR file (`URL:` of a narinfo, relative to the cache URL). The body is yielded as
+   * it arrives; a silence longer than the timeout aborts it. The slot is held until the body
+   * ends or the consumer stops.
+   */
+  async nar(fileUrl: string): Promise<AsyncGenerator<Buffer>> {
+    const release = await this.#slots.acquire();
+    const abort = new AbortController();
+    let timer = setTimeout(() => abort.abort(), this.limits.timeoutMs);
+    let res: Response;
+    try {
+      res = await this.#get(new URL(fileUrl, `${this.endpoint.url}/`).toString(), abort.signal);
+      if (res.status === 404 || res.status === 410) throw new UpstreamError('bad_response', `${fileUrl} is missing upstream (HTTP ${res.status})`);
+    } catch (e) {
+      clearTimeout(timer);
+      release();
+      throw this.#classify(e, abort.signal);
+    }
+    const self = this;
+    async function* body(): AsyncGenerator<Buffer> {
+      const reader = res.body!.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          timer.refresh();
+          yield Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+        }
+      } catch (e) {
+        throw self.#classify(e, abort.signal);
+      } finally {
+        clearTimeout(timer);
+        abort.abort(); // a consumer that stopped early: close the connection
+        release();
+      }
+    }
+    timer.refresh();
+    return body();
+  }
+
+  async #get(url: string, signal: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.endpoint.authorization && new URL(url).origin === new URL(this.endpoint.url).origin) {
+      headers.authorization = this.endpoint.authorization;
+    }
+    const res = await fetch(url, { headers, signal, redirect: 'follow' });
+    if (res.ok || res.status === 404 || res.status === 410) return res;
+    await res.body?.cancel();
+    if (res.status >= 500) throw new UpstreamError('server_error', `${url}: HTTP ${res.status}`);
+    if (res.status === 401 || res.status === 403) throw new UpstreamError('denied', `${url}: HTTP ${res.status} (check the upstream's credentials)`);
+    throw new UpstreamError('bad_response', `${url}: HTTP ${res.status}`);
+  }
+
+  #classify(e: unknown, signal: AbortSignal): UpstreamError {
+    if (e instanceof UpstreamError) return e;
+    if (signal.aborted) return new UpstreamError('timeout', `${this.endpoint.url}: no answer within ${this.limits.timeoutMs} ms`);
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    return new UpstreamError('unreachable', `${this.endpoint.url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+  }
+}
