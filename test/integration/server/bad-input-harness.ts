@@ -1,7 +1,6 @@
 // Shared by the bad-input tests: a harness that uploads to a real server and
 // checks that refused input left nothing visible.
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
 import type { TestServer } from '../../helpers/server.ts';
 import { listStorageObjects } from '../../helpers/storage-objects.ts';
 import { waitFor } from '../../helpers/processes.ts';
@@ -60,16 +59,36 @@ export class Harness {
 
   /**
    * Nothing was stored since the baseline: no chunk, NAR, upload or staging rows, no storage objects.
-   * `knownLeak` marks a case whose leftovers are a known, reported defect: a leak makes it a TODO
-   * (shown in the report) instead of a failure.
+   * With `chunkedFirst` (an upload refused only once its whole body was chunked: a NarHash/NarSize or
+   * file-hash mismatch found at the end), the chunks it stored may remain, but only as what garbage
+   * collection is defined to reclaim: chunk rows no NAR and no staging names, in packs (or objects no
+   * row names) holding nothing else — and still no NAR, upload or staging row.
    */
-  async nothingLeft(knownLeak?: { t: TestContext; defect: string }): Promise<void> {
+  async nothingLeft(opts: { chunkedFirst?: boolean } = {}): Promise<void> {
     assert.ok(this.baseline, 'cache() or settle() takes the baseline first');
-    if (!knownLeak) return this.nothingLeftSince(this.baseline);
+    if (!opts.chunkedFirst) return this.nothingLeftSince(this.baseline);
+    const before = this.baseline;
     const now = await this.leftovers();
-    if (JSON.stringify(now) === JSON.stringify(this.baseline)) return;
-    const added = now.storage.filter((o) => !this.baseline!.storage.includes(o));
-    knownLeak.t.todo(`${knownLeak.defect}: left ${JSON.stringify(now.rows)} rows (before: ${JSON.stringify(this.baseline.rows)}), new objects ${added.join(', ')}`);
+    for (const table of ['nars', 'nar_uploads', 'chunk_stagings']) {
+      assert.equal(now.rows[table], before.rows[table], `a refused upload must leave no ${table} row`);
+    }
+    const k = this.server.services.kysely;
+    const known = new Set(before.chunkIds);
+    const added = now.chunkIds.filter((id) => !known.has(id));
+    if (added.length > 0) {
+      const used = await k.selectFrom('nar_chunks').select('chunk_id').where('chunk_id', 'in', added).execute();
+      assert.deepEqual(used, [], 'chunks of a refused upload are part of no NAR');
+      const staged = await k.selectFrom('chunk_stagings').select('chunk_id').where('chunk_id', 'in', added).execute();
+      assert.deepEqual(staged, [], 'chunks of a refused upload are staged for no push');
+    }
+    const addedSet = new Set(added);
+    for (const object of now.storage.filter((o) => !before.storage.includes(o))) {
+      const key = object.split(' ')[0];
+      const pack = await k.selectFrom('packs').select('id').where('storage_key', '=', key).executeTakeFirst();
+      if (!pack) continue; // an object no row names: the orphan sweep removes it
+      const rows = await k.selectFrom('chunks').select('id').where('pack_id', '=', pack.id).execute();
+      for (const r of rows) assert.ok(addedSet.has(r.id), `new pack ${key} holds only the refused upload's unreferenced chunks`);
+    }
   }
 
   /**
@@ -80,7 +99,7 @@ export class Harness {
     cache: { name: string; id: number },
     hash: string,
     narHash?: string,
-    knownLeak?: { t: TestContext; defect: string },
+    opts: { chunkedFirst?: boolean } = {},
   ): Promise<void> {
     const res = await this.server.fetch(`/${cache.name}/${hash}.narinfo`, { token: this.token });
     assert.equal(res.status, 404, `narinfo of ${hash} must stay invisible`);
@@ -100,7 +119,7 @@ export class Harness {
         .executeTakeFirstOrThrow();
       assert.equal(Number(nars.n), 0, `no nars row may be written for ${narHash}`);
     }
-    await this.nothingLeft(knownLeak);
+    await this.nothingLeft(opts);
   }
 
   /** What a refused upload could leave behind: chunk, NAR, upload and staging rows, and storage objects. */
@@ -111,7 +130,8 @@ export class Harness {
       const r = await k.selectFrom(table).select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
       rows[table] = Number(r.n);
     }
-    return { rows, storage: await listStorageObjects(this.server.config.storage) };
+    const chunkIds = (await k.selectFrom('chunks').select('id').orderBy('id').execute()).map((r) => Number(r.id));
+    return { rows, chunkIds, storage: await listStorageObjects(this.server.config.storage) };
   }
 
   /**
@@ -137,15 +157,9 @@ export class Harness {
   }
 }
 
-/**
- * Reported in issue 13's reliability work, to be fixed in src/core/ingest.ts: an upload refused after
- * its body was chunked (NarHash/NarSize or file hash mismatch found at the end) leaves its new chunks
- * (rows and blobs) until a GC pass after the staging grace.
- */
-export const CHUNKS_OF_REFUSED_UPLOAD = 'known defect: a refused upload leaves its chunks until GC';
-
 export interface Leftovers {
   rows: Record<string, number>;
+  chunkIds: number[];
   storage: string[];
 }
 
