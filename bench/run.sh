@@ -58,7 +58,7 @@ cat > "$BENCH_OUT/tsconfig.bench.json" <<EOF
 }
 EOF
 npx tsc -p "$BENCH_OUT/tsconfig.bench.json"
-cp -r src/server/dashboard/assets "$BENCH_DIST/src/server/dashboard/" # as `npm run build` does
+mkdir -p "$BENCH_DIST/src/server/dashboard" && cp -r src/server/dashboard/assets "$BENCH_DIST/src/server/dashboard/" # as `npm run build` does
 
 # The bench process and everything it starts run on the client core; servers re-pin to core 0.
 CLIENT_CORE="${BENCH_CLIENT_CORE:-1}"
