@@ -17,7 +17,8 @@ export const NEVER_EXPIRES = -1;
 
 /** The path `alias` was last used before its cutoff. */
 function expired(alias: 'e' | 'k' | 'o', c: Cutoffs): RawBuilder<unknown> {
-  return sql`${sql.ref(`${alias}.last_accessed_at`)} < (CASE WHEN ${sql.ref(`${alias}.upstream`)} IS NULL THEN ${c.own} ELSE ${c.upstream} END)`;
+  // The casts type the parameters for PostgreSQL, which cannot infer them inside CASE.
+  return sql`${sql.ref(`${alias}.last_accessed_at`)} < (CASE WHEN ${sql.ref(`${alias}.upstream`)} IS NULL THEN CAST(${c.own} AS BIGINT) ELSE CAST(${c.upstream} AS BIGINT) END)`;
 }
 
 /**
