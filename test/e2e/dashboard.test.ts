@@ -118,6 +118,8 @@ for (const db of DB_KINDS) {
     assert.match(pubRow, /\d+(\.\d)? %/, 'hit rate and dedup saving shown');
     // GC ran once; the revocable tokens are listed.
     assert.match(await page.locator('main').innerText(), /Garbage collection/);
+    const pass = await page.locator('tr[data-gc-pass]').first().innerText();
+    assert.match(pass, /api\s+\*\s+\d+\s+\d+\s+\d+\s+\S+ (B|kB|MB)\s+\d+\.\d s/, `the recorded pass: ${pass}`);
     await page.locator(`#tokens tr[data-jti="${victim.jti}"] button`).waitFor();
     assert.match(await page.locator(`#tokens tr[data-jti="${ci.jti}"]`).innerText(), /ci-runner\s+pub: pull, push; hidden-team: pull, push/);
     await shot(page, shots, 'overview-admin');

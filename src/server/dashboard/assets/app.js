@@ -132,7 +132,21 @@ async function overview(me) {
 }
 
 async function adminSections() {
-  const [{ hours }, { tokens }] = await Promise.all([api('/_api/v1/gc/history?hours=720'), api('/_api/v1/tokens')]);
+  const [{ passes }, { hours }, { tokens }] = await Promise.all([
+    api('/_api/v1/gc/passes?limit=20'), api('/_api/v1/gc/history?hours=720'), api('/_api/v1/tokens'),
+  ]);
+  const passRows = passes.map((p) =>
+    h('tr', { 'data-gc-pass': String(p.id) },
+      h('td', {}, fmtTime(p.started_at)),
+      h('td', {}, p.trigger),
+      h('td', { class: 'mono' }, p.scope),
+      h('td', { class: 'num' }, p.paths),
+      h('td', { class: 'num' }, p.nars),
+      h('td', { class: 'num' }, p.chunks),
+      h('td', { class: 'num' }, fmtBytes(p.bytes_freed)),
+      h('td', { class: 'num' }, `${(p.duration_ms / 1000).toFixed(1)} s`)));
+  const recent = table(['started', 'trigger', 'caches', { label: 'paths', num: true }, { label: 'NARs', num: true },
+    { label: 'chunks', num: true }, { label: 'freed', num: true }, { label: 'took', num: true }], passRows, 'No GC pass recorded yet.');
   const gcRows = hours.map((g) =>
     h('tr', {},
       h('td', {}, fmtTime(g.hour)),
@@ -168,7 +182,7 @@ async function adminSections() {
     tokenTable.replaceChildren(table(['sub', 'permissions', 'issued', 'expires', 'status', ''], rows, 'No token issued through the API.'));
   };
   drawTokens(tokens);
-  return [h('h2', {}, 'Garbage collection (per hour)'), gc, h('h2', {}, 'Issued tokens'), tokenTable];
+  return [h('h2', {}, 'Garbage collection: recent passes'), recent, h('h2', {}, 'Garbage collection (per hour)'), gc, h('h2', {}, 'Issued tokens'), tokenTable];
 }
 
 // ---- cache page ----
