@@ -64,7 +64,7 @@ export async function gcOnce(s: Services, log: FastifyBaseLogger, req: GcRequest
   for (const kind of ['paths', 'nars', 'chunks', 'uploads', 'stagings', 'orphan_blobs', 'packs_deleted'] as const) m.gcDeleted.inc({ kind }, report[kind]);
   await s.usage.recordGcPass(report);
   const { caches: _, ...totals } = report;
-  log.info({ gc: { ...totals, trigger: req.trigger, scope } }, `garbage collection: ${report.paths} paths, ${report.nars} NARs, ${report.chunks} chunks, ${report.bytes_freed} bytes freed in ${report.duration_ms} ms`);
+  log.info({ gc: { ...totals, trigger: req.trigger, scope } }, 'garbage collection done');
   return report;
 }
 
