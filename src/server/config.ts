@@ -55,6 +55,8 @@ export interface ServerConfig {
     intervalSeconds: number;
     defaultRetentionSeconds: number;
     stagingGraceSeconds: number;
+    /** PostgreSQL statement_timeout of GC's own connection: its closure queries outlast a request's. */
+    statementTimeoutMs: number;
     /** Packs whose live bytes fall below this share of their size are rewritten. */
     compactBelow: number;
     /** Path use (narinfo hits, downloads) is written to the database in batches this often. */
@@ -185,6 +187,7 @@ export function resolveConfig(toml: Table, env: NodeJS.ProcessEnv = process.env)
       intervalSeconds: gc.num('interval_seconds', 3600),
       defaultRetentionSeconds: gc.num('default_retention_seconds', 0),
       stagingGraceSeconds: gc.num('staging_grace_seconds', 24 * 3600),
+      statementTimeoutMs: gc.num('statement_timeout_ms', 30 * 60_000),
       compactBelow: gc.num('compact_below', 0.5),
       accessFlushSeconds: gc.num('access_flush_seconds', 15),
       upstreamRetentionSeconds: gc.num('upstream_retention_seconds', 30 * 24 * 3600),

@@ -25,7 +25,7 @@ export async function gcOnce(s: Services, log: FastifyBaseLogger, req: GcRequest
   await s.accessTracker.flush();
   let report: GcReport;
   try {
-    report = await runGarbageCollection(s.kysely, s.chunkStore, {
+    report = await runGarbageCollection(s.gcDb.kysely, s.chunkStore, {
       defaultRetentionSeconds: s.config.gc.defaultRetentionSeconds,
       defaultUpstreamRetentionSeconds: s.config.gc.upstreamRetentionSeconds,
       graceSeconds: s.config.gc.stagingGraceSeconds,

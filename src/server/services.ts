@@ -25,6 +25,12 @@ export interface Services {
   config: ServerConfig;
   db: Db;
   kysely: Kysely<Database>;
+  /**
+   * Garbage collection's database: on PostgreSQL one connection of its own, with the longer
+   * `gc.statement_timeout_ms` (a closure query over a million paths outlasts a request's 30 s, and
+   * must not hold a connection of the request pool); on SQLite the one connection there is.
+   */
+  gcDb: Db;
   blobs: BlobStore;
   pool: ChunkWorkerPool;
   chunkStore: ChunkStore;
@@ -57,6 +63,7 @@ export async function tokenAuthorityFor(cfg: ServerConfig): Promise<TokenAuthori
 export async function createServices(config: ServerConfig): Promise<Services> {
   validateChunkingParams(config.chunking);
   const db = openDatabase(config.database);
+  const gcDb = db.kind === 'postgres' ? openDatabase({ ...config.database, poolSize: 1, statementTimeoutMs: config.gc.statementTimeoutMs }) : db;
   const blobs = createBlobStore(config.storage);
   const pool = new ChunkWorkerPool({
     threads: config.compression.threads || Math.max(1, os.availableParallelism()),
@@ -79,6 +86,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
     config,
     db,
     kysely: db.kysely,
+    gcDb,
     blobs,
     pool,
     chunkStore,
@@ -110,6 +118,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
       await accessTracker.close().catch(() => {});
       await usage.close().catch(() => {});
       await pool.close();
+      if (gcDb !== db) await gcDb.close();
       await db.close();
     },
   };
