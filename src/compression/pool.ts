@@ -58,7 +58,12 @@ interface Slot {
   sessions: number;
   /** Set by the worker's READY message; a worker that dies before it failed to start. */
   ready: boolean;
+  /** Called once the task running here ends (close() waits for it). */
+  onIdle?: () => void;
 }
+
+/** close() waits at most this long for a running task before ending its worker anyway. */
+const CLOSE_GRACE_MS = 10_000;
 
 // Under tsx (tests) this module is .ts; compiled, it is .js next to pool-worker.js.
 const RUNNING_TS = import.meta.url.endsWith('.ts');
@@ -179,7 +184,25 @@ export class ChunkWorkerPool {
       slot.task?.reject(reason);
       for (const task of slot.pinned.splice(0)) task.reject(reason);
     }
-    await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
+    // A worker is ended between tasks: ending one inside a native zstd call that throws aborts the
+    // whole process ("terminate called after throwing an instance of 'Napi::Error'"), since an
+    // exception cannot be thrown into a terminating thread.
+    await Promise.all(this.#slots.map(async (slot) => {
+      await this.#idle(slot);
+      await slot.worker.terminate();
+    }));
+  }
+
+  #idle(slot: Slot): Promise<void> {
+    if (!slot.task) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, CLOSE_GRACE_MS);
+      timer.unref();
+      slot.onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   #run(request: WorkerRequest, transfer: ArrayBuffer[]): Promise<WorkerReply & { ok: true }> {
@@ -217,13 +240,17 @@ export class ChunkWorkerPool {
       else task?.reject(reply.failure ? new WorkerInputError(reply.failure, reply.message) : new Error(reply.message));
     });
     worker.on('error', (err) => this.#replace(slot, err));
-    worker.on('exit', (code) => this.#replace(slot, new Error(`chunk worker exited with code ${code}`)));
+    worker.on('exit', (code) => {
+      slot.onIdle?.();
+      this.#replace(slot, new Error(`chunk worker exited with code ${code}`));
+    });
     return slot;
   }
 
   #finish(slot: Slot): Task | null {
     const task = slot.task;
     slot.task = null;
+    slot.onIdle?.();
     slot.worker.unref();
     this.#dispatch();
     return task;
