@@ -51,6 +51,14 @@ export type WorkerRequest =
   | { op: 'decode'; packed: Uint8Array; frames: StoredFrame[]; decompress: boolean }
   | { op: 'session'; session: number; call: SessionCall };
 
+/**
+ * Sent by close() to an idle worker: it closes its port, so its event loop ends and the thread
+ * exits by itself. (Worker.terminate() instead stops it with a pending termination, and zstd-napi's
+ * finalizers, which call napi_adjust_external_memory during the teardown, then throw a
+ * Napi::Error that aborts the whole process.)
+ */
+export const CLOSE = 'close';
+
 /** A zstd frame that must decompress to exactly `size` bytes hashing (sha256 hex) to `hash`. */
 export interface FrameCheck {
   frame: Uint8Array;

@@ -4,7 +4,7 @@ import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { zstdCompressSync, zstdDecompressSync } from './zstd.ts';
 import { InputError, NarSession } from './nar-session.ts';
-import { READY, type CutChunk, type SessionCall, type WorkerReply, type WorkerRequest } from './pool-protocol.ts';
+import { CLOSE, READY, type CutChunk, type SessionCall, type WorkerReply, type WorkerRequest } from './pool-protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pool-worker must run in a worker thread');
@@ -116,7 +116,11 @@ function checkFrame(frame: Uint8Array, hash: string, size: number, failure: 'bad
   return data;
 }
 
-port.on('message', (req: WorkerRequest) => {
+port.on('message', (req: WorkerRequest | typeof CLOSE) => {
+  if (req === CLOSE) {
+    port.close();
+    return;
+  }
   handle(req).then(
     ({ reply, transfer }) => port.postMessage(reply, transfer),
     (err: Error) =>

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import {
+  CLOSE,
   READY,
   type CutChunk,
   type FailureKind,
@@ -184,12 +185,16 @@ export class ChunkWorkerPool {
       slot.task?.reject(reason);
       for (const task of slot.pinned.splice(0)) task.reject(reason);
     }
-    // A worker is ended between tasks: ending one inside a native zstd call that throws aborts the
-    // whole process ("terminate called after throwing an instance of 'Napi::Error'"), since an
-    // exception cannot be thrown into a terminating thread.
+    // Each worker, once its running task is over, is asked to exit by itself (see CLOSE): a
+    // terminated one can abort the whole process ("terminate called after throwing an instance of
+    // 'Napi::Error'"). terminate() remains the fallback for a worker that does not exit.
     await Promise.all(this.#slots.map(async (slot) => {
       await this.#idle(slot);
-      await slot.worker.terminate();
+      const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+      slot.worker.postMessage(CLOSE);
+      const timer = setTimeout(() => void slot.worker.terminate(), CLOSE_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
     }));
   }
 
