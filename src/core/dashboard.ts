@@ -95,15 +95,16 @@ export async function searchPaths(db: Kysely<Database>, cacheId: number, q: stri
   return rows.map((r) => ({ ...r, created_at: new Date(Number(r.created_at)).toISOString() }));
 }
 
-/** Paths of the cache that refer to `baseName` (the references column holds a JSON array of base names). */
-export async function referrersOf(db: Kysely<Database>, cacheId: number, baseName: string, self: string): Promise<string[]> {
+/** Paths of the cache that refer to the path `hash` (other than itself), through the object_refs referee index. */
+export async function referrersOf(db: Kysely<Database>, cacheId: number, hash: string): Promise<string[]> {
   const rows = await db
-    .selectFrom('objects')
-    .select('store_path')
-    .where('cache_id', '=', cacheId)
-    .where(sql<boolean>`${sql.ref('references')} like ${`%${likeLiteral(JSON.stringify(baseName))}%`} escape '\\'`)
-    .where('store_path_hash', '<>', self)
-    .orderBy('store_path')
+    .selectFrom('object_refs as r')
+    .innerJoin('objects as o', 'o.id', 'r.object_id')
+    .select('o.store_path')
+    .where('r.cache_id', '=', cacheId)
+    .where('r.ref_hash', '=', hash)
+    .where('o.store_path_hash', '<>', hash)
+    .orderBy('o.store_path')
     .execute();
   return rows.map((r) => r.store_path);
 }

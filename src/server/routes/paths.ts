@@ -16,10 +16,9 @@ export function pathRoutes(app: FastifyInstance, s: Services): void {
     if (!isValidStorePathHash(req.params.hash)) throw badRequest(`invalid store path hash '${req.params.hash}'`);
     const obj = await findObject(s.kysely, cache.id, req.params.hash);
     if (!obj) throw notFound(`${req.params.hash}: no such path in cache '${cache.name}'`);
-    const baseName = obj.store_path.slice(obj.store_path.lastIndexOf('/') + 1);
     const [sharing, referrers, closure] = await Promise.all([
       narSharing(s.kysely, obj.nar_id),
-      referrersOf(s.kysely, cache.id, baseName, obj.store_path_hash),
+      referrersOf(s.kysely, cache.id, obj.store_path_hash),
       closureOf(s.kysely, cache.id, obj.store_path_hash),
     ]);
     return {
