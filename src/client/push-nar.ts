@@ -227,7 +227,7 @@ class ChunkSender {
     // All compressions are queued at once (the pool runs them on its threads); frames are packed in order.
     const frames = chunks.map((c) => {
       const size = c.data.length;
-      return this.pool.compress(c.data).then((f) => ({ hash: c.hash, size, frame: f.compressed }));
+      return this.pool.compress(c.data, { hashStored: false }).then((f) => ({ hash: c.hash, size, frame: f.compressed }));
     });
     frames.forEach((f) => f.catch(() => {}));
     let parts: Buffer[] = [];

@@ -44,7 +44,8 @@ export type SessionCall =
   | { kind: 'drop' };
 
 export type WorkerRequest =
-  | { op: 'compress'; data: Uint8Array; level: number }
+  /** zstd of one chunk; with `hashStored`, also the sha256 of the frame (what storage is checked against). */
+  | { op: 'compress'; data: Uint8Array; level: number; hashStored: boolean }
   /** Frames packed into one transferred buffer; each must decompress to exactly `size` bytes hashing to `hash`. */
   | { op: 'verify'; packed: Uint8Array; frames: PackedFrame[] }
   /** Frames read from storage: verified, and decompressed if asked; the bytes come back in `data`. */
@@ -85,7 +86,7 @@ export interface NarSummary {
 export type FailureKind = 'invalid_nar' | 'codec' | 'too_large' | 'corrupt' | 'bad_frame';
 
 export type WorkerReply =
-  | { ok: true; hash: string; size: number; compressed: Uint8Array; storedHash: string }
+  | { ok: true; size: number; compressed: Uint8Array; storedHash?: string }
   /** sha256 hex of each verified frame's bytes, in order */
   | { ok: true; verified: number; storedHashes: string[] }
   | { ok: true; data: Uint8Array }

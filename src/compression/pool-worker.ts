@@ -75,7 +75,8 @@ async function handle(req: WorkerRequest): Promise<Handled> {
     case 'compress': {
       const data = asBuffer(req.data);
       const compressed = owned(zstdCompressSync(data, req.level));
-      const reply: WorkerReply = { ok: true, hash: sha256(data), size: data.length, compressed, storedHash: sha256(compressed) };
+      // The caller cut and hashed the chunk already: only the frame's own hash may be new to it.
+      const reply: WorkerReply = { ok: true, size: data.length, compressed, storedHash: req.hashStored ? sha256(compressed) : undefined };
       return { reply, transfer: [compressed.buffer as ArrayBuffer] };
     }
     case 'verify': {

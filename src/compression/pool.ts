@@ -29,12 +29,10 @@ export class WorkerInputError extends Error {
 }
 
 export interface CompressedChunk {
-  /** sha256 hex of the uncompressed data */
-  hash: string;
   size: number;
   compressed: Buffer;
-  /** sha256 hex of the compressed bytes */
-  storedHash: string;
+  /** sha256 hex of the compressed bytes, when asked for (`hashStored`) */
+  storedHash?: string;
 }
 
 export interface ChunkWorkerPoolOptions {
@@ -105,12 +103,14 @@ export class ChunkWorkerPool {
   /**
    * The chunk's ArrayBuffer is transferred (and so detached here) when the chunk owns all
    * of it, as FastCdcChunker's chunks do; a view into a larger buffer is copied instead.
+   * The chunk's content hash is the caller's: it cut the chunk and hashed it already.
+   * `hashStored` (the server, storing the frame) also hashes the frame.
    */
-  async compress(chunk: Buffer): Promise<CompressedChunk> {
+  async compress(chunk: Buffer, opts: { hashStored: boolean }): Promise<CompressedChunk> {
     const data = transferable(chunk);
-    const reply = await this.#run({ op: 'compress', data, level: this.#level }, [data.buffer as ArrayBuffer]);
-    if (!('hash' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to compress');
-    return { hash: reply.hash, size: reply.size, compressed: toBuffer(reply.compressed), storedHash: reply.storedHash };
+    const reply = await this.#run({ op: 'compress', data, level: this.#level, hashStored: opts.hashStored }, [data.buffer as ArrayBuffer]);
+    if (!('compressed' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to compress');
+    return { size: reply.size, compressed: toBuffer(reply.compressed), storedHash: reply.storedHash };
   }
 
   /**
@@ -317,10 +317,13 @@ export class NarSession {
     return chunksOf(await this.#call({ kind: 'input', data: bytes }, [bytes.buffer as ArrayBuffer]));
   }
 
-  /** Served (.nar.zst) bytes in order; with `frames` they are also decompressed as the NAR. The buffer is copied. */
-  async served(data: Buffer, frames?: PackedFrame[]): Promise<void> {
-    const bytes = new Uint8Array(data);
-    await this.#call({ kind: 'served', data: bytes, frames }, [bytes.buffer]);
+  /**
+   * Served (.nar.zst) bytes in order; with `frames` they are also decompressed as the NAR.
+   * The buffer is copied, or with `transfer` handed over (the caller no longer uses it).
+   */
+  async served(data: Buffer, frames?: PackedFrame[], opts: { transfer?: boolean } = {}): Promise<void> {
+    const bytes = opts.transfer ? transferable(data) : new Uint8Array(data);
+    await this.#call({ kind: 'served', data: bytes, frames }, [bytes.buffer as ArrayBuffer]);
   }
 
   async end(): Promise<{ chunks: ReceivedChunk[]; summary: NarSummary }> {

@@ -139,9 +139,10 @@ export class ChunkStore {
    * maxReadSize), `readAhead` reads ahead. Every frame is checked against its
    * stored hash in the worker pool (and decompressed there, checked against its
    * content hash, with `decompress`); a missing, short or corrupt range fails
-   * the generator instead of yielding it.
+   * the generator instead of yielding it. `unchecked` skips the frame checks
+   * for a caller that verifies the content itself (a commit, against the NAR hash).
    */
-  async *read(chunks: ChunkRow[], opts: { decompress: boolean; readAhead?: number }): AsyncGenerator<ReadPiece> {
+  async *read(chunks: ChunkRow[], opts: { decompress: boolean; readAhead?: number; unchecked?: boolean }): AsyncGenerator<ReadPiece> {
     const keys = await this.#keysOf(chunks);
     const runs = this.#runs(chunks);
     const fetch = (run: ChunkRow[]): Promise<ReadPiece> => {
@@ -154,6 +155,7 @@ export class ChunkStore {
         if (bytes.length !== length) {
           throw new Error(`pack ${key} is truncated: ${bytes.length} of ${length} bytes at offset ${first.pack_offset}`);
         }
+        if (opts.unchecked && !opts.decompress) return { data: bytes, chunks: run };
         let offset = 0;
         const frames: StoredFrame[] = run.map((c) => {
           offset += c.stored_size;

@@ -186,7 +186,9 @@ class IngestPacker {
     const existing = await claimChunks(this.db, unseen.map(([hash]) => hash), Date.now());
     for (const [hash, row] of existing) this.#rows.set(hash, row);
     const fresh = unseen.filter(([hash]) => !existing.has(hash));
-    const frames = await Promise.all(fresh.map(([, data]) => this.store.pool.compress(data)));
+    const frames = await Promise.all(
+      fresh.map(async ([hash, data]) => ({ hash, ...(await this.store.pool.compress(data, { hashStored: true })) })),
+    );
     const written = new Map<string, Buffer>();
     if (frames.length > 0) {
       this.#pack ??= this.store.openPack();
