@@ -129,7 +129,7 @@ export class LoftClient {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
-        res = await fetch(this.endpoint + path, { method, headers, body: o.body, signal: o.signal });
+        res = await fetch(this.endpoint + path, { method, headers, ...fetchBody(o.body), signal: o.signal });
       } catch (e) {
         if (o.signal?.aborted || attempt >= retries) throw new Error(`cannot reach ${this.endpoint} (${what}): ${describe(e)}`, { cause: e });
         await sleep(backoff(attempt), undefined, { signal: o.signal });
@@ -142,6 +142,24 @@ export class LoftClient {
       await sleep(retryAfter(res) ?? backoff(attempt), undefined, { signal: o.signal });
     }
   }
+}
+
+/** Bodies above this size are streamed from the caller's buffer: fetch would first copy a byte array. */
+const STREAMED_BODY = 1024 * 1024;
+const STREAM_SLICE = 256 * 1024;
+
+/** The fetch body for one attempt (a fresh stream each time, so a retry sends it again). */
+function fetchBody(body: RequestOptions['body']): { body?: BodyInit; duplex?: 'half' } {
+  if (!(body instanceof Uint8Array) || body.length <= STREAMED_BODY) return { body };
+  let offset = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.enqueue(body.subarray(offset, offset + STREAM_SLICE));
+      offset += STREAM_SLICE;
+      if (offset >= body.length) controller.close();
+    },
+  });
+  return { body: stream, duplex: 'half' };
 }
 
 async function apiError(res: Response, what: string): Promise<LoftApiError> {

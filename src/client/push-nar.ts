@@ -3,7 +3,8 @@ import { FastCdcChunker } from '../chunking/fastcdc.ts';
 import { ChunkWorkerPool } from '../compression/pool.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import type { PathInfo } from '../nix/narinfo.ts';
-import { chunkRecordHeader, LoftApiError, type LoftClient, type NarCommitResult } from './http.ts';
+import { ChunkUploader, type UploadChunk } from './chunk-uploader.ts';
+import { LoftApiError, type LoftClient, type NarCommitResult, type ServerInfo } from './http.ts';
 
 /** The path's metadata; `narHash` in any form Nix prints (`sha256:<nix32>`, hex, SRI). */
 export type NarMeta = PathInfo;
@@ -15,15 +16,22 @@ export type PushProgress =
   | { type: 'deduplicated'; bytes: number; chunks: number };
 
 export interface PushNarOptions {
-  /** Chunk-upload requests in flight at once (default 4). */
-  parallelUploads?: number;
-  /** Chunks asked about per /chunks/missing call (default 256; a window also ends at 8 MiB). */
+  /** Chunks asked about per /chunks/missing call (default 64; a window also ends at 4 MiB). */
   windowChunks?: number;
   onProgress?: (ev: PushProgress) => void;
   /** zstd level of uploaded chunks (default 3); ignored when `pool` is given. */
   compressionLevel?: number;
   /** A pool shared across pushes; by default one is started and closed per call. */
   pool?: ChunkWorkerPool;
+  /**
+   * The uploader shared by the NARs of one push (see ChunkUploader), so their
+   * chunks travel in full requests; by default one is made for this NAR alone.
+   */
+  uploader?: ChunkUploader;
+  /** The server's parameters, when the caller has them already (one call per push, not per NAR). */
+  serverInfo?: ServerInfo;
+  /** Called once the NAR has been read to its end: only the upload and the commit remain. */
+  onRead?: () => void;
   signal?: AbortSignal;
   /**
    * Reads the NAR again from the start. Only used when the commit finds chunks
@@ -39,32 +47,39 @@ export interface PushNarResult {
   /** Chunks in the NAR (repeats included). */
   chunks: number;
   uploadedChunks: number;
-  /** Bytes of chunk-upload bodies sent (compressed frames plus record headers). */
+  /** Bytes of the chunk records sent (compressed frames plus record headers). */
   uploadedBytes: number;
   /** Uncompressed bytes not sent because the server (or an earlier chunk of this NAR) had them. */
   dedupedBytes: number;
 }
 
 /**
- * Memory per push is about two windows of raw chunks plus `parallelUploads`
- * request bodies, so both are kept small (the server accepts bodies up to its
- * max_chunk_request_bytes; smaller ones cost only a few more requests).
+ * Memory per NAR is about two windows of raw chunks (one looked up and
+ * compressed while the next is read); the uploader's request buffers are
+ * shared by every NAR of a push.
  */
-const WINDOW_BYTES = 8 * 1024 * 1024;
-const REQUEST_BYTES = 8 * 1024 * 1024;
+const WINDOW_BYTES = 4 * 1024 * 1024;
+/** Upload request size: the server stores each request's new chunks as one pack. */
+export const REQUEST_BYTES = 32 * 1024 * 1024;
 
-interface Chunk {
-  hash: string;
-  data: Buffer;
+/** An uploader for one push (see ChunkUploader), with requests as large as the server accepts up to REQUEST_BYTES. */
+export function pushUploader(
+  client: LoftClient,
+  cache: string,
+  info: ServerInfo,
+  pool: ChunkWorkerPool,
+  opts: { signal?: AbortSignal; onSent?: (chunks: number, bytes: number) => void } = {},
+): ChunkUploader {
+  return new ChunkUploader(client, cache, { requestBytes: Math.min(info.max_chunk_request_bytes, REQUEST_BYTES), pool, ...opts });
 }
 
 /**
  * Pushes one NAR with the chunk protocol in a single streaming pass: cut it
  * with the server's FastCDC parameters, ask which chunks of each window the
  * server lacks, compress and upload only those, then commit the NAR as its
- * list of chunk hashes. Memory stays bounded by two windows whatever the NAR
- * size. An interrupted push resumes cheaply: uploaded chunks stay staged for
- * the cache and are not reported missing again.
+ * list of chunk hashes once they are stored. Memory stays bounded by two
+ * windows whatever the NAR size. An interrupted push resumes cheaply:
+ * uploaded chunks stay staged for the cache and are not reported missing again.
  */
 export async function pushNar(
   client: LoftClient,
@@ -74,31 +89,27 @@ export async function pushNar(
   opts: PushNarOptions = {},
 ): Promise<PushNarResult> {
   const signal = opts.signal;
-  const info = await client.serverInfo(signal);
+  const info = opts.serverInfo ?? (await client.serverInfo(signal));
   const params = { minSize: info.chunking.min_size, avgSize: info.chunking.avg_size, maxSize: info.chunking.max_size };
   const pool = opts.pool ?? new ChunkWorkerPool({ level: opts.compressionLevel ?? 3 });
+  const uploader = opts.uploader ?? pushUploader(client, cache, info, pool, { signal });
+  const upload = uploader.stream();
   const result = { narSize: 0, uploadedChunks: 0, uploadedBytes: 0, dedupedBytes: 0 };
   const emit = opts.onProgress ?? (() => {});
-  const requestBytes = Math.min(info.max_chunk_request_bytes, REQUEST_BYTES);
-  const sender = new ChunkSender(client, cache, requestBytes, opts.parallelUploads ?? 4, pool, signal, (n, bytes) => {
-    result.uploadedChunks += n;
-    result.uploadedBytes += bytes;
-    emit({ type: 'uploaded', bytes, chunks: n });
-  });
-  const windowChunks = opts.windowChunks ?? 256;
+  const windowChunks = opts.windowChunks ?? 64;
   const hashes: string[] = [];
   /** Chunks already uploaded or reported present during this push. */
   const handled = new Set<string>();
   const narHasher = createHash('sha256');
 
-  const sendWindow = async (window: Chunk[]) => {
+  const sendWindow = async (window: UploadChunk[]) => {
     const ask = [...new Set(window.map((c) => c.hash).filter((h) => !handled.has(h)))];
     const missing = new Set(ask.length > 0 ? await client.missingChunks(cache, ask, signal) : []);
     let dedupBytes = 0;
     let dedupChunks = 0;
-    const upload: Chunk[] = [];
+    const chunks: UploadChunk[] = [];
     for (const c of window) {
-      if (!handled.has(c.hash) && missing.has(c.hash)) upload.push(c);
+      if (!handled.has(c.hash) && missing.has(c.hash)) chunks.push(c);
       else {
         dedupBytes += c.data.length;
         dedupChunks++;
@@ -107,11 +118,18 @@ export async function pushNar(
     }
     result.dedupedBytes += dedupBytes;
     if (dedupChunks > 0) emit({ type: 'deduplicated', bytes: dedupBytes, chunks: dedupChunks });
-    await sender.send(upload);
+    await sendChunks(chunks);
+  };
+  // Progress counts a chunk when it is written into a request (what the bars can follow).
+  const sendChunks = async (chunks: UploadChunk[]) => {
+    const bytes = await upload.send(chunks);
+    result.uploadedChunks += chunks.length;
+    result.uploadedBytes += bytes;
+    if (chunks.length > 0) emit({ type: 'uploaded', bytes, chunks: chunks.length });
   };
 
   try {
-    let window: Chunk[] = [];
+    let window: UploadChunk[] = [];
     let windowBytes = 0;
     let previous: Promise<void> = Promise.resolve();
     // The previous window uploads while the next one is read: at most two windows in memory.
@@ -143,7 +161,8 @@ export async function pushNar(
     await take(chunker.finish());
     await flush();
     await previous;
-    await sender.drain();
+    opts.onRead?.();
+    await upload.settled();
 
     const narHash = formatSha256Nix32(narHasher.digest());
     if (result.narSize !== meta.narSize) {
@@ -168,12 +187,14 @@ export async function pushNar(
     } catch (e) {
       const missing = missingListOf(e);
       if (!missing || !opts.reopen) throw e;
-      await reuploadChunks(opts.reopen(), params, new Set(missing), sender);
+      await reuploadChunks(opts.reopen(), params, new Set(missing), sendChunks);
+      await upload.settled();
       committed = await client.commitNar(body, hashes, signal);
     }
     return { kind: committed.kind, ...result, chunks: hashes.length };
   } finally {
-    await sender.drain().catch(() => {});
+    upload.abandon();
+    if (!opts.uploader) await uploader.close();
     if (!opts.pool) await pool.close();
   }
 }
@@ -189,88 +210,17 @@ async function reuploadChunks(
   nar: AsyncIterable<Uint8Array>,
   params: { minSize: number; avgSize: number; maxSize: number },
   wanted: Set<string>,
-  sender: ChunkSender,
+  send: (chunks: UploadChunk[]) => Promise<void>,
 ): Promise<void> {
   const chunker = new FastCdcChunker(params);
   const pick = async (chunks: Buffer[]) => {
-    const upload: Chunk[] = [];
+    const upload: UploadChunk[] = [];
     for (const data of chunks) {
       const hash = createHash('sha256').update(data).digest('hex');
       if (wanted.delete(hash)) upload.push({ hash, data });
     }
-    if (upload.length > 0) await sender.send(upload);
+    if (upload.length > 0) await send(upload);
   };
   for await (const piece of nar) await pick(chunker.push(piece));
   await pick(chunker.finish());
-  await sender.drain();
-}
-
-/**
- * Compresses chunks on the worker pool and packs them into upload requests of
- * at most `maxRequestBytes`, with up to `parallel` requests in flight.
- */
-class ChunkSender {
-  readonly #inFlight = new Set<Promise<void>>();
-  #failure: unknown;
-
-  constructor(
-    private readonly client: LoftClient,
-    private readonly cache: string,
-    private readonly maxRequestBytes: number,
-    private readonly parallel: number,
-    private readonly pool: ChunkWorkerPool,
-    private readonly signal: AbortSignal | undefined,
-    private readonly onSent: (chunks: number, bytes: number) => void,
-  ) {}
-
-  async send(chunks: Chunk[]): Promise<void> {
-    // All compressions are queued at once (the pool runs them on its threads); frames are packed in order.
-    const frames = chunks.map((c) => {
-      const size = c.data.length;
-      return this.pool.compress(c.data, { hashStored: false }).then((f) => ({ hash: c.hash, size, frame: f.compressed }));
-    });
-    frames.forEach((f) => f.catch(() => {}));
-    let parts: Buffer[] = [];
-    let bytes = 0;
-    let count = 0;
-    for (const pending of frames) {
-      const { hash, size, frame } = await pending;
-      const recordBytes = 40 + frame.length;
-      if (count > 0 && bytes + recordBytes > this.maxRequestBytes) {
-        await this.#request(parts, count);
-        parts = [];
-        bytes = 0;
-        count = 0;
-      }
-      parts.push(chunkRecordHeader(hash, size, frame.length), frame);
-      bytes += recordBytes;
-      count++;
-    }
-    if (count > 0) await this.#request(parts, count);
-  }
-
-  /** Waits for every request; throws the first failure. */
-  async drain(): Promise<void> {
-    await Promise.all(this.#inFlight);
-    this.#throwIfFailed();
-  }
-
-  /** Starts a request once fewer than `parallel` are in flight. */
-  async #request(parts: Buffer[], count: number): Promise<void> {
-    while (this.#inFlight.size >= this.parallel) await Promise.race(this.#inFlight);
-    this.#throwIfFailed();
-    const body = Buffer.concat(parts);
-    const p = this.client
-      .uploadChunks(this.cache, body, this.signal)
-      .then(
-        () => this.onSent(count, body.length),
-        (e) => void (this.#failure ??= e),
-      )
-      .finally(() => this.#inFlight.delete(p));
-    this.#inFlight.add(p);
-  }
-
-  #throwIfFailed(): void {
-    if (this.#failure !== undefined) throw this.#failure;
-  }
 }

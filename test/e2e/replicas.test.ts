@@ -9,7 +9,9 @@ import { Readable } from 'node:stream';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { LoftClient } from '../../src/client/http.ts';
+import { ChunkUploader } from '../../src/client/chunk-uploader.ts';
 import { pushNar } from '../../src/client/push-nar.ts';
+import { ChunkWorkerPool } from '../../src/compression/pool.ts';
 import { openDatabase } from '../../src/db/dialect.ts';
 import { S3BlobStore } from '../../src/storage/s3.ts';
 import { freshDatabase } from '../helpers/databases.ts';
@@ -106,7 +108,14 @@ test('three api replicas on one PostgreSQL + S3: racing pushes, a killed replica
     const nar = await makeNar({ shared: shared4, own: deterministicBytes(`replicas-own-${i}`, 1024 * 1024) });
     const sp = randomStorePath(`chunked-${i}`);
     const meta = { storePath: sp.path, narHash: sha256Nix32(nar), narSize: nar.length, references: [], sigs: [] };
-    const res = await pushNar(new RoundRobinClient(clients), 'prod', meta, Readable.from([nar]), { windowChunks: 8, parallelUploads: 3 });
+    const client = new RoundRobinClient(clients);
+    // Small requests, three at a time: each NAR's chunks are spread over the replicas.
+    const pool = new ChunkWorkerPool({ threads: 1 });
+    const uploader = new ChunkUploader(client, 'prod', { requestBytes: 512 * 1024, parallel: 3, pool });
+    const res = await pushNar(client, 'prod', meta, Readable.from([nar]), { windowChunks: 8, pool, uploader }).finally(async () => {
+      await uploader.close();
+      await pool.close();
+    });
     assert.equal(res.kind, 'uploaded');
     assert.equal(res.narSize, nar.length);
     if (i > 1) assert.ok(res.dedupedBytes >= 3 * 1024 * 1024, `push ${i} deduplicated only ${res.dedupedBytes} bytes`);

@@ -1,7 +1,7 @@
 // Pushes a set of paths with up to `jobs` NAR streams at once, in dependency order.
 import path from 'node:path';
 import type { LoftClient } from '../../client/http.ts';
-import { pushNar, type NarMeta } from '../../client/push-nar.ts';
+import { pushNar, pushUploader, type NarMeta } from '../../client/push-nar.ts';
 import type { ChunkWorkerPool } from '../../compression/pool.ts';
 import { dumpNar } from './dump.ts';
 import { PushSchedule } from './plan.ts';
@@ -23,19 +23,32 @@ export interface RunResult {
 }
 
 export async function runPush(client: LoftClient, cache: string, infos: PathInfo[], opts: RunOptions): Promise<RunResult> {
+  if (infos.length === 0) return { pushed: [], failed: [], bytesSent: 0, narBytes: 0, bytesDeduplicated: 0 };
   const schedule = new PushSchedule(infos);
+  const serverInfo = await client.serverInfo();
+  // One uploader for every path: small NARs and NAR tails share requests, so the server's packs stay large.
+  const uploader = pushUploader(client, cache, serverInfo, opts.pool);
   const result: RunResult = { pushed: [], failed: [], bytesSent: 0, narBytes: 0, bytesDeduplicated: 0 };
   const fail = (p: string, error: string) => {
     result.failed.push({ path: p, error });
     opts.emit({ type: 'failed', path: p, error });
   };
 
+  /** Paths being read; a path that only waits for its upload and commit leaves its job to the next one. */
+  const reading = new Set<string>();
   const pushOne = async (info: PathInfo) => {
     const started = performance.now();
     opts.emit({ type: 'start', path: info.path, narSize: info.narSize });
+    reading.add(info.path);
     try {
       const r = await pushNar(client, cache, narMeta(info), dumpNar(info.path), {
         pool: opts.pool,
+        uploader,
+        serverInfo,
+        onRead: () => {
+          reading.delete(info.path);
+          wake?.();
+        },
         reopen: () => dumpNar(info.path),
         onProgress: (ev) => {
           if (ev.type === 'read') opts.emit({ type: 'read', path: info.path, bytes: ev.bytes });
@@ -53,19 +66,28 @@ export async function runPush(client: LoftClient, cache: string, infos: PathInfo
     } catch (e) {
       fail(info.path, singleLine((e as Error).message));
       for (const blocked of schedule.fail(info.path)) fail(blocked, `not pushed: its reference ${info.path} failed`);
+    } finally {
+      reading.delete(info.path);
     }
   };
 
-  // Workers pull ready paths; an idle worker waits for any running push to finish and free new ones.
+  // Up to `jobs` paths are read at once; each waits for its chunks to be stored and commits in the
+  // background (at most `jobs` more of them), and a path whose references are not committed yet waits.
   const running = new Set<Promise<void>>();
-  while (schedule.unfinished > 0) {
-    let info: PathInfo | undefined;
-    while (running.size < opts.jobs && (info = schedule.next())) {
-      const p: Promise<void> = pushOne(info).finally(() => running.delete(p));
-      running.add(p);
+  let wake: (() => void) | undefined;
+  try {
+    while (schedule.unfinished > 0) {
+      let info: PathInfo | undefined;
+      while (reading.size < opts.jobs && running.size < 2 * opts.jobs && (info = schedule.next())) {
+        const p: Promise<void> = pushOne(info).finally(() => running.delete(p));
+        running.add(p);
+      }
+      if (running.size === 0) break;
+      await Promise.race([...running, new Promise<void>((resolve) => (wake = resolve))]);
+      wake = undefined;
     }
-    if (running.size === 0) break;
-    await Promise.race(running);
+  } finally {
+    await uploader.close();
   }
   return result;
 }

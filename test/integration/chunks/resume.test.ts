@@ -4,6 +4,7 @@ import http from 'node:http';
 import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deterministicBytes, makeNar, sha256Nix32 } from '../../helpers/nar.ts';
+import { ChunkUploader } from '../../../src/client/chunk-uploader.ts';
 import { pushNar } from '../../../src/client/push-nar.ts';
 import { chunksOf, clientFor, countRows, metaOf, onEachDatabase, piecesOf, postJson, recordsBody, sharedPool } from './support.ts';
 
@@ -19,17 +20,17 @@ onEachDatabase(
     const distinct = new Set(chunksOf(nar).map((c) => c.hash)).size;
     const abort = new AbortController();
     let requests = 0;
-    await assert.rejects(
-      pushNar(client, 'main', metaOf(nar), piecesOf(nar), {
-        pool,
-        parallelUploads: 1,
-        windowChunks: 16,
-        signal: abort.signal,
-        onProgress: (ev) => {
-          if (ev.type === 'uploaded' && ++requests === 3) abort.abort();
-        },
-      }),
-    );
+    // Small requests, so the push is cut after its third one reached the server.
+    const uploader = new ChunkUploader(client, 'main', {
+      requestBytes: 150_000, // below the server's max_chunk_request_bytes (200,000 here)
+      pool,
+      signal: abort.signal,
+      onSent: () => {
+        if (++requests === 3) abort.abort();
+      },
+    });
+    await assert.rejects(pushNar(client, 'main', metaOf(nar), piecesOf(nar), { pool, uploader, windowChunks: 16, signal: abort.signal }));
+    await uploader.close();
     await sleep(300); // let the server finish the records it had fully received
     const kept = await countRows(server, 'chunks');
     assert.ok(kept >= 3 && kept < distinct, `${kept} of ${distinct} chunks reached the server`);
