@@ -12,7 +12,7 @@ import type { NarEntry } from '../nix/nar/types.ts';
 import { formatSha256Nix32 } from '../nix/hash.ts';
 import { createDecompressor } from './codecs.ts';
 import type { CutChunk, FailureKind, NarSummary, PackedFrame, SessionOptions } from './pool-protocol.ts';
-import { zstdDecompressSync } from './zstd.ts';
+import { Scratch, zstdDecompressInto } from './zstd.ts';
 
 /** An error that is the input's fault, tagged so the server can answer 4xx. */
 export class InputError extends Error {
@@ -49,6 +49,7 @@ export class NarSession {
   #decoderFailed: Promise<never> = new Promise(() => {});
   readonly #fileHasher = createHash('sha256');
   #fileSize = 0;
+  readonly #scratch = new Scratch();
 
   constructor(o: SessionOptions) {
     this.#o = o;
@@ -96,12 +97,15 @@ export class NarSession {
     this.#fileSize += data.length;
     for (const f of frames ?? []) {
       const frame = data.subarray(f.offset, f.offset + f.length);
-      let plain: Buffer;
+      // The parser and hashers keep nothing of what they are given, so one buffer serves every frame.
+      const plain = this.#scratch.take(f.size);
+      let held: number;
       try {
-        plain = zstdDecompressSync(frame, f.size);
+        held = zstdDecompressInto(frame, plain);
       } catch (e) {
         throw new InputError('bad_frame', `chunk ${f.hash}: ${(e as Error).message}`);
       }
+      if (held !== f.size) throw new InputError('bad_frame', `chunk ${f.hash}: declared ${f.size} bytes, the frame holds ${held}`);
       await this.#nar(plain);
     }
   }

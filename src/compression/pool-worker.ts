@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { zstdCompressSync, zstdDecompressSync } from './zstd.ts';
+import { Scratch, zstdCompressSync, zstdDecompressInto } from './zstd.ts';
 import { InputError, NarSession } from './nar-session.ts';
 import { CLOSE, READY, type CutChunk, type SessionCall, type WorkerReply, type WorkerRequest } from './pool-protocol.ts';
 
@@ -88,15 +88,17 @@ async function handle(req: WorkerRequest): Promise<Handled> {
       return { reply: { ok: true, verified: req.frames.length, storedHashes }, transfer: [] };
     }
     case 'decode': {
-      const parts: Buffer[] = [];
+      // Decompressed, the frames go straight into one buffer of the NAR bytes they hold.
+      const out = req.decompress ? Buffer.allocUnsafeSlow(req.frames.reduce((n, f) => n + f.size, 0)) : undefined;
+      let at = 0;
       for (const f of req.frames) {
         const frame = req.packed.subarray(f.offset, f.offset + f.length);
         if (frame.length !== f.length || sha256(frame) !== f.storedHash) {
           throw new InputError('corrupt', `chunk ${f.hash} is corrupt in storage (stored bytes do not match their hash)`);
         }
-        if (req.decompress) parts.push(checkFrame(frame, f.hash, f.size, 'corrupt'));
+        if (out) checkFrame(frame, f.hash, f.size, 'corrupt', out.subarray(at, (at += f.size)));
       }
-      const data = req.decompress ? owned(Buffer.concat(parts)) : req.packed;
+      const data = out ?? req.packed;
       return { reply: { ok: true, data }, transfer: [data.buffer as ArrayBuffer] };
     }
     case 'session':
@@ -104,17 +106,19 @@ async function handle(req: WorkerRequest): Promise<Handled> {
   }
 }
 
-/** Decompresses one frame that must hold exactly `size` bytes hashing to `hash`. */
-function checkFrame(frame: Uint8Array, hash: string, size: number, failure: 'bad_frame' | 'corrupt'): Buffer {
-  let data: Buffer;
+/** Frames checked and dropped are decompressed here, so a verification allocates nothing per chunk. */
+const scratch = new Scratch();
+
+/** Decompresses one frame, into `into` (default: the scratch), that must hold exactly `size` bytes hashing to `hash`. */
+function checkFrame(frame: Uint8Array, hash: string, size: number, failure: 'bad_frame' | 'corrupt', into = scratch.take(size)): void {
+  let held: number;
   try {
-    data = zstdDecompressSync(frame, size);
+    held = zstdDecompressInto(frame, into);
   } catch (err) {
     throw new InputError(failure, `chunk ${hash}: not a valid zstd frame (${(err as Error).message})`);
   }
-  if (data.length !== size) throw new InputError(failure, `chunk ${hash}: declared ${size} bytes, the frame holds ${data.length}`);
-  if (sha256(data) !== hash) throw new InputError(failure, `chunk ${hash}: content hash mismatch`);
-  return data;
+  if (held !== size) throw new InputError(failure, `chunk ${hash}: declared ${size} bytes, the frame holds ${held}`);
+  if (sha256(into) !== hash) throw new InputError(failure, `chunk ${hash}: content hash mismatch`);
 }
 
 port.on('message', (req: WorkerRequest | typeof CLOSE) => {

@@ -37,6 +37,35 @@ export function zstdDecompressSync(frames: Uint8Array, maxSize: number): Buffer 
   return decompressUnknownSize(frames, maxSize);
 }
 
+/**
+ * Decompresses one or more complete frames into `out` when they hold exactly `out.length` bytes
+ * (a reused buffer: nothing is allocated when the frames declare their size, as Loft's do), and
+ * returns the size they hold; another size leaves `out` alone. Throws like zstdDecompressSync.
+ */
+export function zstdDecompressInto(frames: Uint8Array, out: Buffer): number {
+  const declared = declaredContentSize(frames);
+  if (declared === null) {
+    const data = decompressUnknownSize(frames, out.length);
+    if (data.length === out.length) data.copy(out);
+    return data.length;
+  }
+  if (declared !== out.length) return declared;
+  const written = dctx.decompress(out, frames);
+  if (written !== declared) throw new Error(`zstd: decoded ${written} bytes, header declared ${declared}`);
+  return written;
+}
+
+/** A buffer of at least `size` bytes reused by its owner between calls (decompression scratch). */
+export class Scratch {
+  #buf = Buffer.alloc(0);
+
+  /** A view of `size` bytes, valid until the next call. */
+  take(size: number): Buffer {
+    if (this.#buf.length < size) this.#buf = Buffer.allocUnsafeSlow(Math.max(size, 2 * this.#buf.length, 256 * 1024));
+    return this.#buf.subarray(0, size);
+  }
+}
+
 /** Sum of the frames' declared sizes, or null if any frame omits it. Throws on a malformed frame. */
 function declaredContentSize(frames: Uint8Array): number | null {
   if (frames.length === 0) throw new Error('zstd: empty input is not a frame');
