@@ -64,7 +64,7 @@ export async function createServices(config: ServerConfig): Promise<Services> {
   validateChunkingParams(config.chunking);
   const db = openDatabase(config.database);
   const gcDb = db.kind === 'postgres' ? openDatabase({ ...config.database, poolSize: 1, statementTimeoutMs: config.gc.statementTimeoutMs }) : db;
-  const blobs = createBlobStore(config.storage);
+  const blobs = await createBlobStore(config.storage);
   const pool = new ChunkWorkerPool({
     threads: config.compression.threads || Math.max(1, os.availableParallelism()),
     level: config.compression.level,

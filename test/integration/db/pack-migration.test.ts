@@ -37,7 +37,7 @@ async function writeOldLayout(databaseUrl: string, storage: StorageConfig, nars:
     };
     const { error } = await new Migrator({ db: db.kysely, provider: { getMigrations: async () => upTo0003 } }).migrateToLatest();
     if (error) throw error;
-    const blobs = createBlobStore(storage);
+    const blobs = await createBlobStore(storage);
     const k = db.kysely as never as import('kysely').Kysely<any>;
     // The cache and path rows as schema 0003 had them (today's services write tables added later).
     const key = SigningKey.generate('loft-old-1');
@@ -176,7 +176,7 @@ for (const kind of DB_KINDS) {
     assert.ok(first.packs_rewritten >= chunks.length, `${first.packs_rewritten} packs rewritten`);
     await gc(Date.now() + 5000);
     let oldBlobs = 0;
-    for await (const _ of createBlobStore(server.config.storage).list('chunks/')) oldBlobs++;
+    for await (const _ of (await createBlobStore(server.config.storage)).list('chunks/')) oldBlobs++;
     assert.equal(oldBlobs, 0, 'the one-blob-per-chunk objects are gone');
     for (const { nar, hash } of old) {
       const again = await server.fetch(`/old/nar/${sha256Nix32(nar).slice(7)}.nar`);

@@ -78,7 +78,7 @@ for (const backend of backends) {
 
     before(async () => {
       const started = await backend.start();
-      store = createBlobStore(started.config);
+      store = await createBlobStore(started.config);
       stop = started.stop;
     });
     after(() => stop());

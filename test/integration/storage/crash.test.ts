@@ -91,7 +91,7 @@ for (const kind of DB_KINDS) {
     // Nothing is visible: no NAR, no path. Every recorded pack's object is there.
     assert.equal(await count('nars'), 0);
     assert.equal(await count('objects'), 0);
-    const blobs = createBlobStore(storage);
+    const blobs = await createBlobStore(storage);
     const packRows = await k.selectFrom('packs').select('storage_key').execute();
     for (const p of packRows) assert.ok(await blobs.head(p.storage_key), `recorded pack ${p.storage_key} is durable`);
     const objects = async () => {
