@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,12 +17,24 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-function track(child: ChildProcess): { output(): string; exited: Promise<void> } {
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-(Number(process.env.BENCH_SERVER_LOG_BYTES) || 20_000))));
-  child.stderr?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-(Number(process.env.BENCH_SERVER_LOG_BYTES) || 20_000))));
+/**
+ * The server's stdout and stderr go to a file, as they would under a service manager: the bench
+ * process (on the load generator's core) never spends time reading a busy server's log lines.
+ */
+function logTo(file: string): { stdio: ['ignore', number, number]; output(): string } {
+  const fd = openSync(file, 'a');
+  return {
+    stdio: ['ignore', fd, fd],
+    output: () => {
+      const text = readFileSync(file, 'utf8');
+      return text.slice(-(Number(process.env.BENCH_SERVER_LOG_BYTES) || 20_000));
+    },
+  };
+}
+
+function track(child: ChildProcess, log: { output(): string }): { output(): string; exited: Promise<void> } {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { output: () => out, exited };
+  return { output: log.output, exited };
 }
 
 async function waitHttp(url: string, child: ChildProcess, output: () => string, timeoutMs = 60_000): Promise<void> {
@@ -70,6 +83,7 @@ export async function startLoft(opts: LoftOptions = {}): Promise<LoftServer> {
     '--listen',
     `127.0.0.1:${port}`,
   ]);
+  const log = logTo(path.join(tmp.path, 'server.log'));
   const child = spawn(cmd, args, {
     cwd: tmp.path,
     env: {
@@ -80,12 +94,11 @@ export async function startLoft(opts: LoftOptions = {}): Promise<LoftServer> {
       LOFT_ADMIN_TOKEN: token,
       LOFT_TOKEN_HS256_SECRET: randomBytes(32).toString('base64'),
       LOFT_DEFAULT_CACHE: '',
-      LOFT_LOG_LEVEL: 'warn',
       ...opts.env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: log.stdio,
   });
-  const t = track(child);
+  const t = track(child, log);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/v1/healthz`, child, t.output);
   // taskset execs node: the pid is the server's own.
@@ -162,8 +175,9 @@ http {
 `,
   );
   const [cmd, args] = pinned(SERVER_CORE, 'nginx', ['-e', path.join(tmp.path, 'error.log'), '-p', tmp.path, '-c', conf]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = track(child);
+  const log = logTo(path.join(tmp.path, 'nginx.out'));
+  const child = spawn(cmd, args, { stdio: log.stdio });
+  const t = track(child, log);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/nix-cache-info`, child, t.output);
   const pid = child.pid!;
