@@ -1,22 +1,28 @@
 import type { Transform } from 'node:stream';
-import { Compressor, DecompressStream } from 'zstd-napi';
+import { DecompressStream } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 
-// One context per thread: creating a ZSTD_CCtx/DCtx per call costs more than small chunks do.
-const compressor = new Compressor();
-let compressorLevel: number | undefined;
-const dctx = new binding.DCtx();
+// Chunks go through zstd's one-shot functions, which hold no native object: zstd-napi's context
+// objects release their memory accounting in a finalizer that throws (and aborts the process:
+// "terminate called after throwing an instance of 'Napi::Error'") when it runs while a worker is
+// being terminated. A streaming context is made only for frames without a content size (and the
+// streaming decoder only for `nix copy` uploads), which keeps that hazard off the chunk paths.
+let streamingDctx: InstanceType<typeof binding.DCtx> | undefined;
+
+/** Compression output for one chunk at a time, copied out at its exact size. */
+const compressScratch = { buf: Buffer.alloc(0) };
 
 // Output grows in steps of this size when frames do not declare their content size.
 const STREAM_STEP = 1024 * 1024;
 
 /** One frame whose header records the content size, so readers can size the output exactly. */
 export function zstdCompressSync(data: Uint8Array, level: number): Buffer {
-  if (level !== compressorLevel) {
-    compressor.setParameters({ compressionLevel: level, contentSizeFlag: true });
-    compressorLevel = level;
-  }
-  return compressor.compress(data);
+  const bound = binding.compressBound(data.length);
+  if (compressScratch.buf.length < bound) compressScratch.buf = Buffer.allocUnsafeSlow(Math.max(bound, 512 * 1024));
+  const n = binding.compress(compressScratch.buf, data, level); // ZSTD_compress records the content size
+  const frame = Buffer.allocUnsafeSlow(n);
+  compressScratch.buf.copy(frame, 0, 0, n);
+  return frame;
 }
 
 /**
@@ -30,7 +36,7 @@ export function zstdDecompressSync(frames: Uint8Array, maxSize: number): Buffer 
     if (declared > maxSize) throw new Error(`zstd: content size ${declared} exceeds the limit of ${maxSize} bytes`);
     const out = Buffer.allocUnsafe(declared);
     // Fails if the frames do not decode to exactly `declared` bytes.
-    const written = dctx.decompress(out, frames);
+    const written = binding.decompress(out, frames);
     if (written !== declared) throw new Error(`zstd: decoded ${written} bytes, header declared ${declared}`);
     return out;
   }
@@ -50,7 +56,7 @@ export function zstdDecompressInto(frames: Uint8Array, out: Buffer): number {
     return data.length;
   }
   if (declared !== out.length) return declared;
-  const written = dctx.decompress(out, frames);
+  const written = binding.decompress(out, frames);
   if (written !== declared) throw new Error(`zstd: decoded ${written} bytes, header declared ${declared}`);
   return written;
 }
@@ -82,6 +88,7 @@ function declaredContentSize(frames: Uint8Array): number | null {
 
 /** Frames from streaming compressors carry no size: decode in steps, capped at maxSize. */
 function decompressUnknownSize(frames: Uint8Array, maxSize: number): Buffer {
+  const dctx = (streamingDctx ??= new binding.DCtx());
   dctx.reset(binding.ResetDirective.sessionOnly);
   const parts: Buffer[] = [];
   let total = 0;
