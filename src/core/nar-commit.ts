@@ -3,7 +3,7 @@ import { WorkerInputError, type PackedFrame } from '../compression/pool.ts';
 import { claimNar, insertNar } from '../db/repos/nars.ts';
 import type { ChunkRow, Database, NarRow } from '../db/schema.ts';
 import type { ChunkStore } from './chunk-store.ts';
-import { badRequest } from './errors.ts';
+import { badRequest, unavailable } from './errors.ts';
 import { DEFAULT_LISTING_CAP } from './ingest.ts';
 
 export interface NarClaim {
@@ -104,5 +104,9 @@ async function readBack(
 
 /** Reads the chunks again with every frame checked against its stored hash; throws for a corrupt one. */
 async function assertStoredIntact(store: ChunkStore, chunks: ChunkRow[]): Promise<void> {
-  for await (const piece of store.read(chunks, { decompress: false })) void piece;
+  try {
+    for await (const piece of store.read(chunks, { decompress: false })) void piece;
+  } catch (e) {
+    throw unavailable(`the stored chunks of this NAR cannot be read back intact: ${(e as Error).message}`, e);
+  }
 }

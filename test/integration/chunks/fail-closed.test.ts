@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { deterministicBytes, makeNar, sha256Nix32 } from '../../helpers/nar.ts';
 import { pushNar } from '../../../src/client/push-nar.ts';
-import { chunksOf, clientFor, metaOf, onEachDatabase, piecesOf, sharedPool } from './support.ts';
+import { chunksOf, clientFor, commitBody, countRows, metaOf, onEachDatabase, piecesOf, postJson, recordsBody, sharedPool } from './support.ts';
 
 const pool = sharedPool();
 after(() => pool.close());
@@ -60,4 +60,36 @@ onEachDatabase('a NAR whose pack is gone or corrupt fails closed', async (_t, se
     () => -1,
   );
   assert.ok(received < declared, `received ${received} of ${declared} bytes`);
+});
+
+onEachDatabase('a commit whose uploaded chunks were corrupted in storage is a 503, and records nothing', async (_t, server) => {
+  await server.createCache('main');
+  const client = clientFor(server);
+  const nar = await makeNar({ data: deterministicBytes('corrupt-before-commit', 1_000_000) });
+  const chunks = chunksOf(nar);
+  const missing = await client.missingChunks('main', chunks.map((c) => c.hash));
+  assert.equal(missing.length, new Set(chunks.map((c) => c.hash)).size);
+  const up = await server.fetch('/_api/v1/chunks?cache=main', {
+    method: 'POST',
+    token: server.adminToken,
+    headers: { 'content-type': 'application/x-loft-chunks' },
+    body: recordsBody(chunks.map((c) => ({ ...c, size: c.data.length }))),
+  });
+  assert.equal(up.status, 200, await up.text());
+  // One stored byte of a middle chunk flips between the upload and the commit.
+  const { kysely, blobs } = server.services;
+  const row = await kysely
+    .selectFrom('chunks as c')
+    .innerJoin('packs as p', 'p.id', 'c.pack_id')
+    .select(['p.storage_key', 'c.pack_offset'])
+    .where('c.hash', '=', chunks[Math.floor(chunks.length / 2)].hash)
+    .executeTakeFirstOrThrow();
+  const bytes = await blobs.getBuffer(row.storage_key);
+  bytes[row.pack_offset + 20] ^= 0xff;
+  await blobs.put(row.storage_key, bytes);
+
+  const res = await postJson(server, '/_api/v1/nar', commitBody('main', nar, chunks.map((c) => c.hash)), server.adminToken);
+  assert.equal(res.status, 503, 'the server’s storage is at fault, not the client’s NAR');
+  assert.match(((await res.json()) as { message: string }).message, /cannot be read back intact/);
+  assert.equal(await countRows(server, 'objects'), 0);
 });
