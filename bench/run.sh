@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run bench`: the issue-7 suite (Loft vs nginx and Nix), the issue-10 push-load bench, the issue-12
+# `npm run bench`: the issue-7 suite (Loft vs nginx and Nix), the issue-10 push-load and production-storage benches, the issue-12
 # gc-scale bench, the pull-through bench (issue 11, which writes its own section) and the dedup bench, then
 # docs/benchmarks.md is regenerated. Not part of `npm test`.
 #
@@ -62,7 +62,7 @@ mkdir -p "$BENCH_DIST/src/server/dashboard" && cp -r src/server/dashboard/assets
 
 # The bench process and everything it starts run on the client core; servers re-pin to core 0.
 CLIENT_CORE="${BENCH_CLIENT_CORE:-1}"
-benches=(${BENCH_ONLY:-narinfo nar-download push memory missing-paths push-load gc-scale upstream})
+benches=(${BENCH_ONLY:-narinfo nar-download push memory missing-paths push-load production gc-scale upstream})
 started=$(date +%s)
 for b in "${benches[@]}"; do
   echo "bench: === $b ===" >&2
