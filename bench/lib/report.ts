@@ -221,11 +221,12 @@ async function main(): Promise<void> {
     `Machine: ${m.cpu}, ${m.cores} vCPU, ${m.memGiB} GiB, Node ${m.node}, ${m.nginx}, ${m.wrk}, ${m.nix}.`,
     `Date: ${m.date}. Commit: ${m.commit}.${QUICK ? ' **BENCH_QUICK=1: reduced sizes, not the real figures.**' : ''}`,
     `Load average (1/5/15 min) when each bench started — the machine is shared, so read the ratios, not the absolute figures: ` +
-      `narinfo ${await loadavg('narinfo')}; download ${await loadavg('nar-download')}; push ${await loadavg('push')}; memory ${await loadavg('memory')}; missing paths ${await loadavg('missing-paths')}; push load ${await loadavg('push-load')}; gc-scale ${await loadavg('gc-scale')}.`,
+      `narinfo ${await loadavg('narinfo')}; download ${await loadavg('nar-download')}; push ${await loadavg('push')}; memory ${await loadavg('memory')}; missing paths ${await loadavg('missing-paths')}; push load ${await loadavg('push-load')}; production ${await loadavg('production')}; gc-scale ${await loadavg('gc-scale')}.`,
     '',
     '**Method.** Every server is one process pinned to core 0 with `taskset` (Loft: `node dist/src/bin/loft.js serve` from a',
     'private `tsc` build of the same sources in the results directory, so concurrent rebuilds of the repo cannot interfere;',
-    'SQLite, local storage, log level warn, its chunk worker thread on the same core; nginx: Debian\'s, one worker,',
+    'SQLite, local storage, the defaults of `npm start` (log level info, one access line per request, written to a file),',
+    'its chunk worker thread on the same core; nginx: Debian\'s, one worker,',
     'sendfile, access log off, keep-alive never closed by count). Load generators and clients (wrk -t1, curl, nix,',
     '`loft push`) are pinned to core 1. Loopback only; every run is time- or size-bounded. Each figure is the median',
     `of ${push?.runs ?? RUNS} runs; each ratio is computed per pair of runs made back to back (the order alternates) and the`,
@@ -326,107 +327,66 @@ async function main(): Promise<void> {
   console.error(`[bench] docs/benchmarks.md written (${goals.filter((g) => g.met).length} of ${goals.length} goals met)`);
 }
 
-/** From CPU profiles of the server (BENCH_CPU_PROF) and the figures above; see the report of issue 7. */
-const PROFILED = '2026-11-26 12:42–12:57 UTC (HEAD between ec5e9c9 and acae9b9)';
-const BOTTLENECKS = `### Bottlenecks found
+/**
+ * What bounds the goals not met, from profiles of the server and the client on this machine kind (2 vCPU Xeon with
+ * SHA extensions), at 4000a3b–f562d2b: per-thread CPU from /proc/PID/task/*\/stat, \`perf record -g\` with
+ * \`--perf-basic-prof\`, \`--trace-gc\`, a heap snapshot, and V8 CPU profiles (\`BENCH_CPU_PROF\`).
+ */
+const BOTTLENECKS = `### What bounds the goals not met (issue 10)
 
-(Profiled with \`BENCH_CPU_PROF=DIR npm run bench\`, which passes \`--cpu-prof\` to the server of the \`loft push\`
-runs; \`node --import tsx bench/lib/cpuprofile.ts DIR\` prints self time by function for the main and worker threads.)
+Profiled during this issue's final work (2026-12-01, commits 4000a3b–f562d2b) on this machine kind: the server pinned
+to core 0 as above, per-thread CPU from \`/proc/PID/task/*/stat\`, \`perf record -g\` (with \`--perf-basic-prof\`),
+\`--trace-gc\`, a heap snapshot, and V8 CPU profiles (\`BENCH_CPU_PROF=DIR\`, summarized by \`bench/lib/cpuprofile.ts\`).
 
-**Issue 10 (storage engine v2)** implemented fix 1 (pack files: one object per push or upload request, coalesced
-ranged reads; docs/storage.md) and moved all per-byte work of ingest, commit verification and reads into the worker
-pool (docs/architecture.md); the figures of the run above measure that code. The text below is the issue-7 analysis.
-
-**Status at the final run above:** fixes 2 and 3 below landed during this work (27339ec: statements
-reused, narinfos and misses cached; ee815c1: chunk lookups/inserts per batch, one worker message per batch, commit
-decompressing on the calling thread; 9d30b35: 32-chunk read-ahead for downloads), so the tables measure them.
-Re-profiled on 678f730 (the commit before the final one), the 268 MB push costs the server 6.0 s of CPU instead of 8.9 s (main thread 2.1 s instead of
-3.7 s) but its wall time barely moved (8.5–10.8 s): both ends now wait (server 56 % of its core, client main thread
-75 % idle) on the per-chunk file pipeline — \`ChunkStore.storeFrames\` still does one \`put\` per chunk (open, write,
-stat, fsync, close, rename, open dir, fsync, close: ~9 libuv round trips, 4 threads, 2.7–3.1 s of their system CPU).
-**Fix 1 is now the first one.** A fourth one was found and fixed for misses (the narinfo cache lifts hits,
-not misses): **every error response closed the connection** — \`src/server/errors.ts\` set \`connection: close\`
-whenever the request stream was not ended, which is true for every GET, so each 404 narinfo cost a new TCP
-connection (Nix's own lookups of missing paths paid it too). Since abaf156 only a request with a pending body
-is closed; misses at 16/64 connections went from 0.14×/0.13× to 0.34×/0.35× of nginx, and their p99 at 64
-connections from 18.6 ms to 3.9 ms (table 1). Still open for misses: \`LoftError\` captures a stack for an
-expected 404.
-
-The three bottlenecks found before those commits, with the evidence:
-
-Measured on ${PROFILED} with the 268 MB NAR of \`bench/lib/paths.nix\` pushed by \`loft push\` to a server pinned to one
-core (SQLite, local storage), per-thread CPU from \`/proc/PID/task/*/stat\`, and under wrk for narinfo hits/misses.
-The server is CPU-bound on its core in every flow (push: 78–83 % of the core busy, the rest is other load on the
-shared machine; download: 95–100 %); the client is 80 % idle waiting for it.
-
-1. **One file per chunk in local storage (push and download).** The 268 MB push stores ~3,500 chunks; the 4 libuv
-   threadpool threads spent **3.7 s of system CPU** on it, 41 % of the server's 8.9 s of CPU (main thread 2.8 s user +
-   0.8 s sys, chunk worker 0.7 s, V8 threads 0.7 s). A micro-benchmark of 2,000 frames of 48 KiB on this VM:
-   \`LocalBlobStore.put\` costs **1.26 ms of CPU per chunk** (sys 2.0 s of 2.5 s); tmp+rename without any fsync still
-   1.07 ms; creating even a 0-byte file 0.91 ms; appending the same frames to one file **0.04 ms per chunk**. So the
-   cost is file creation (open/rename/close/mkdir syscalls, expensive on this VM), fsync adds only ~15 %. Downloads pay
-   the same per chunk: \`ChunkStore.frames\` does \`readFile\` (open + fstat + read + close) per chunk, and a
-   \`.nar.zst\` GET ran at 265–315 MB/s with the server at 95–100 % CPU, where nginx sends one file with sendfile.
-   *Proposed fix:* pack files. \`src/core/chunk-store.ts\`: a \`storeFrames(frames[])\` that writes all the new frames
-   of one chunk-upload request (\`receiveChunks\`) or one ingest window (\`ingestNar\`) as one blob
-   \`packs/<random>.pack\` (one create, one fsync, one directory fsync) and records each chunk with
-   \`(storage_key, storage_offset, stored_size)\` (new migration: \`chunks.storage_offset\`, 0 for existing one-chunk
-   blobs); \`frames()\` coalesces consecutive chunks of the same pack into one ranged \`BlobStore.get(key, range)\`
-   (already supported by local and S3). GC (\`src/gc/sweep.ts\`) then rewrites packs whose live share falls under
-   ~50 %. Expected: ~1.2 ms → ~0.05 ms of CPU per chunk, i.e. about −3.5 s of the 8.9 s CPU for that push, and
-   fewer syscalls per downloaded MB. (S3 has the same per-object cost, in requests instead of syscalls.)
-2. **SQLite statements prepared on every query, and per-chunk queries (narinfo and push).** Under wrk on narinfo
-   hits and misses, better-sqlite3's \`prepare\` was **18.5 % of the server's wall time (24 % of its busy CPU)**:
-   Kysely's \`SqliteDriver\` calls \`db.prepare(sql)\` for every query and nothing caches it; Kysely's query building
-   (\`visitNode\`, \`freeze\`, \`parseStringReference\`, \`cloneWithWhere\`) was another ~6 %, \`executeQuery\` 4.8 %,
-   \`LoftError\` construction on misses 1.4 % (stack capture for an expected 404). In the push, \`executeQuery\` +
-   \`prepare\` + Kysely compilation were ~1.3 s of the main thread's 2.8 s: \`storeRecord\` runs
-   \`findChunksByHash\`, \`findVisibleChunks\` (for known chunks), \`insertChunk\` and \`stageChunks\` **per chunk**.
-   *Proposed fix:* (a) \`src/db/dialect.ts\` \`openDatabase\`: pass \`SqliteDialect\` a thin wrapper of the
-   better-sqlite3 \`Database\` whose \`prepare(sql)\` returns a cached \`Statement\` (Map keyed by SQL text, a few
-   hundred entries) — Kysely stays, the 18 % goes. **A/B on a patched copy of the build (outside the repo, prepare
-   cached exactly like that): narinfo hits at 64 connections 6,500–7,800 → 10,500–12,500 req/s, misses 4,300–4,900 →
-   5,600–6,200 req/s, p50 at 64 connections 7–8 → 4.5–5.3 ms** (two alternating runs each). Statements used by
-   Kysely's \`streamQuery\` (\`iterate\`) must not be shared while iterating; cache only \`all\`/\`run\` ones. (b) \`src/db/repos/objects.ts\` \`findObject\` (the narinfo
-   lookup): build the query once with \`.compile()\` and run it with \`db.executeQuery\` on a parameter-substituted
-   copy, or a raw prepared statement for SQLite / a named prepared statement for pg (dependencies.md: 196k q/s raw vs
-   51k through Kysely). (c) \`src/core/chunk-upload.ts\` \`receiveChunks\`: verify the records of a request in
-   batches (e.g. 64), then one \`findChunksByHash\`, one \`findVisibleChunks\`, one multi-row insert of the new chunks
-   (\`onConflict doNothing\` + one select for the losers) and one \`stageChunks\` per batch — ~4 queries per 64 chunks
-   instead of ~3–4 per chunk.
-3. **A worker round-trip per 64 KiB chunk (push and commit).** \`storeRecord\` sends every uploaded frame to the
-   pool (\`ChunkWorkerPool.verifyAndDecompress\`: a copy of the frame, \`postMessage\`, the decompressed 64 KiB sent
-   back), and \`commitNar\` (\`src/core/nar-commit.ts\`, verifyContent) sends every chunk through the pool **again**
-   after re-reading it. \`postMessage\` alone was **8.3 % of the main thread (1.05 s for 268 MB; 9.5 %, 2.2 s, in the
-   profile of the 570 MB push of bench 3, where \`executeQuery\` + \`prepare\` were 10.1 %)** plus the copies
-   (\`_copyActual\`), while the worker itself was busy only 0.7 s (94 % idle) — with the server on one core the
-   thread adds messaging, not parallelism (as seen before: 2 pool threads slower than 1 sync thread for 64 KiB). The
-   commit (\`POST /_api/v1/nar\`) took 1.05 s of the 9.6 s push. *Proposed fix:* in \`src/core/chunk-upload.ts\`,
-   verify a batch of records with one pool message (frames in the transfer list; reply only per-record ok/size, not
-   the decompressed bytes, which \`storeRecord\` does not use), or verify synchronously on the main thread with
-   \`zstdDecompressSync\` + \`createHash\` when \`compression.threads\` resolves to 1; in \`commitNar\`, decompress with
-   \`zstdDecompressSync\` on the calling thread (or one pool task per batch of frames that also feeds the NAR hash),
-   and skip the per-chunk SHA-256 of the decompressed data there — the frame's \`stored_hash\` check already proves
-   it is the bytes verified at upload, and the NAR hash covers the content. A/B on a patched build (synchronous
-   \`zstdDecompressSync\` + SHA-256 in \`storeRecord\`, no per-chunk hash at commit): server user CPU for the 268 MB
-   push 4.2–4.6 s → 3.7–4.0 s (about −12 %); wall time within this machine's noise (8.8–12.2 s vs 9.3–9.9 s) — the
-   smallest of the three, worth doing with the batching of fix 2(c).
-
-Also found: **the client's memory grows with upload concurrency, not with the NAR** (bench 4's client peak).
-\`pushNar\`'s \`ChunkSender\` keeps up to 4 requests of up to 32 MiB in flight (\`Buffer.concat\` of the frames), and
-undici copies each body again (\`cloneAsUint8Array\` / \`extractBody\` in the client's CPU profile), on top of two
-32 MiB windows of raw chunks: ~4 × 2 × 32 + 2 × 32 MiB ≈ 320 MiB of buffers at worst. *Proposed fix*
-(\`src/client/push-nar.ts\`): cap request bodies at 8 MiB on the client side whatever
-\`max_chunk_request_bytes\` allows, and send them as a \`ReadableStream\` of the frames (\`duplex: 'half'\`) instead of
-one concatenated \`Uint8Array\`, so nothing is copied twice; memory is then ~4 × 8 MiB + the windows.`;
+* **Push (bench 3): CPU-bound on both cores, by per-byte work the protocol requires plus V8's GC.** \`loft push\` of the
+  898 MB set costs the server about 10 s of CPU on its one core (main thread 3.4 s, chunk worker 2.7 s, **V8's GC
+  threads 3.1–3.3 s**, libuv 0.3 s) and the client about 9 s on the other (main 5.2 s: FastCDC 1.1 s, chunk SHA-256
+  0.75 s, NAR SHA-256 0.75 s, pipe reads; zstd worker 1.2 s; V8 GC 2.3 s), so both cores are 75–90 % busy for the
+  whole push. \`nix copy --to file://\` does one zstd pass and two SHA-256 passes on one core. Loft's server must, per
+  uploaded byte, decompress and SHA-256 every frame on upload (to prove the chunk's hash, which dedup trusts), SHA-256
+  the frame (its stored hash), and on commit decompress again, SHA-256 the NAR and hash the served file: in
+  \`perf\`, \`sha256_block_data_order_shaext\` alone is 19 % of the server's samples in \`nix copy\`, V8's concurrent
+  marking and sweeping 32 %. The GC is driven by external memory: request bodies, frames and reads are ArrayBuffers,
+  and V8 starts a full mark-compact of the ~25 MB heap every 30–60 MB of them (75 per push; mutator utilization 0.66).
+  \`--external-memory-accounted-in-global-limit\` cut the GC threads to 0.7–1.3 s and the push by ~1.5 s, but raised
+  the server's peak RSS from ~340 to ~500 MB, so it is not the default. Fixed in this issue's final work: one shared
+  uploader per push (32 MiB requests across paths, so 40–45 objects per GiB instead of ~300), no frame-hash or content
+  re-hash where the caller has it, no stored-hash pass on commit (the NAR hash proves the bytes), decompression into
+  reused buffers, request bodies streamed instead of copied by \`fetch\`, the AWS SDK loaded only for S3 (a third of the
+  heap every GC marks). **What would move the push goal:** a zero-copy path for upload bodies (SharedArrayBuffer
+  slabs shared with the worker instead of per-record copies), a commit that verifies the NAR hash as the chunks
+  stream in (no re-read), and a native FastCDC on the client.
+* **narinfo (bench 1): per-request cost in Node, against an nginx that scales to 100,000+ req/s on this CPU.** Under
+  wrk at 16 connections a miss costs the server ~45–80 µs: 18 % in the kernel sending the response on loopback
+  (\`tcp_write_xmit\` under \`_raw_spin_unlock_irqrestore\`), and the default access log line per request (pino's
+  JSON serialization and its write) ~35 % — with \`access_log = "off"\` the same server answers 19–22 k req/s instead
+  of 12–15 k. A buffered log destination (one write per 4 KiB) gained under 10 %, within noise, so it was not kept. The
+  rest is fastify's routing and hooks, spread thinly. p99 at 64 connections follows from the throughput (Little's law).
+* **NAR downloads (bench 2): every served byte is checked by SHA-256 on the server's one core** (its stored hash, in
+  the worker), and each 4 MiB range crosses to the worker and back. nginx sends the file with sendfile at 2+ GB/s;
+  Loft's per-MB cost is ~1.25 ms on the main thread (read, transfer, socket write), 0.83 ms in the worker (SHA-256)
+  and ~0.8 ms of GC. A cheaper stored checksum (CRC32C or XXH64, or zstd's own frame checksum for \`.nar\`) would
+  need a migration of every stored frame's hash; Nix verifies the NarHash of what it downloads anyway.
+* **Memory (bench 4): garbage awaiting V8's GC, not live data.** A heap snapshot of the server in the middle of a
+  2 GB push holds 35 MB; its peak is heapUsed 72 MB (heapTotal 181 MB) plus 144 MB of ArrayBuffers, plus the worker
+  isolate (~80 MB). The windows and buffers of docs/architecture.md bound the live data well below 200 MB; the level
+  RSS sits at is set by how much garbage V8 lets accumulate between collections. \`MALLOC_ARENA_MAX\`,
+  \`MALLOC_MMAP_THRESHOLD_\` and \`--max-semi-space-size\` changed it by at most 10 %; \`--max-old-space-size=96\` with a
+  2 MiB semi-space brought a push to ~300 MB at a 10 % slower push. The client's 320–340 MB is the same effect (its
+  live buffers: two 32 MiB request buffers and 4 MiB windows per path being read).
+* **narinfo latency during a push (bench 6): the server core is saturated** by the push (main thread, chunk worker,
+  and V8's GC threads, which run at normal priority while the chunk worker is niced), so a lookup waits behind
+  whatever the event loop holds: GC steps (up to 20 ms), SQLite statements of the upload path, record parsing. The
+  event loop itself is busy ~30 % of the push.`;
 
 const LEFT_OUT = `### Not covered
 
 * nginx is Debian's stock build with one worker and no tuning beyond sendfile and keep-alive; wrk runs one thread on
   one core, so at 16–64 connections the nginx figures may be limited by wrk rather than nginx, which flatters Loft's
   ratios a little.
-* Loft runs with SQLite and local storage in benches 1–4; PostgreSQL only in bench 5, S3 in none. The narinfo cache is
-  small (the corpus closure), so every lookup hits SQLite's page cache.
+* Loft runs with SQLite and local storage in benches 1–4 and 6; PostgreSQL in bench 5, PostgreSQL and S3 (s3rver, a
+  Node.js test server far slower than S3) in the production-storage section. The narinfo cache is small (the corpus
+  closure), so every lookup hits SQLite's page cache.
 * Pulling with Nix itself (\`nix copy --from\`, substitution) is not timed; downloads use curl, the memory bench's
   pull uses Node's fetch.
 * Push bytes for \`nix copy --to http://\` are the sizes of the \`.nar.zst\` files it uploads (taken from the
