@@ -7,7 +7,7 @@
 //         cache the paths were pushed to (goal ≤ 1.05×).
 // node --import tsx bench/upstream.bench.ts (normally through `npm run bench`).
 import path from 'node:path';
-import { buildBenchPaths, CLIENT_CORE, log, MB, median, nixEnv, pinned, round, RUNS, run, tempDir, timed, writeDocSection, writeResult } from './lib/common.ts';
+import { buildBenchPaths, CLIENT_CORE, cpuDelta, cpuTimes, log, MB, median, nixEnv, pinned, round, RUNS, run, tempDir, timed, writeDocSection, writeResult } from './lib/common.ts';
 import { hashPart, loftPush } from './lib/nix.ts';
 import { startLoft, startNginx, type LoftServer } from './lib/servers.ts';
 import { copyToFileCache, generateUpstreamKey } from '../test/helpers/fake-upstream.ts';
@@ -17,6 +17,8 @@ const COLD_GOAL = 1.3;
 const WARM_GOAL = 1.05;
 
 let pulls = 0;
+/** BENCH_CPU_PROF=DIR: a V8 CPU profile of the first run's server, in DIR/upstream-server. */
+const PROFILE_DIR = process.env.BENCH_CPU_PROF;
 
 /** `nix-store -r` of the paths into a fresh store from one substituter, on the client core; returns ms. */
 async function substitute(work: string, url: string, key: string, paths: string[]): Promise<number> {
@@ -75,15 +77,23 @@ async function main(): Promise<void> {
   const warm: Array<{ plain: number; pulled: number }> = [];
   try {
     for (let r = 0; r < RUNS; r++) {
-      const loft = await startLoft(); // a fresh server: nothing of the closure is in it yet
+      // a fresh server: nothing of the closure is in it yet
+      const loft = await startLoft({ cpuProfDir: PROFILE_DIR && r === 0 ? path.join(PROFILE_DIR, 'upstream-server') : undefined });
       try {
         await loft.createCache('proxy');
         const loftKey = await configureUpstream(loft, 'proxy', upstream.url, keys.publicKey);
         const direct = async () => substitute(work, upstream.url, keys.publicKey, paths);
         const through = async () => substitute(work, `${loft.url}/proxy`, loftKey, paths);
-        const c = r % 2 === 0 ? { direct: await direct(), loft: await through() } : { loft: await through(), direct: await direct() };
+        let cpu = await cpuTimes(loft.pid);
+        const timedThrough = async () => {
+          cpu = await cpuTimes(loft.pid);
+          return through();
+        };
+        const c = r % 2 === 0 ? { direct: await direct(), loft: await timedThrough() } : { loft: await timedThrough(), direct: await direct() };
         cold.push(c);
-        await waitIngested(loft, 'proxy', closure);
+        const { ms: ingestMs } = await timed(() => waitIngested(loft, 'proxy', closure));
+        const used = cpuDelta(cpu, await cpuTimes(loft.pid));
+        log(`upstream run ${r + 1}: server CPU during the cold pull and its ingest: main ${used.mainUser + used.mainSys} ms, other threads ${used.otherUser + used.otherSys} ms; ingest done ${ingestMs.toFixed(0)} ms after the pull`);
 
         await loft.createCache('plain');
         await loftPush(loft, 'plain', paths);

@@ -31,14 +31,19 @@ export function assertDecompressible(c: NixCompression): void {
   if (c === 'bzip2') throw new Error('bzip2 NARs are not supported; use compression=zstd or xz');
 }
 
+export interface DecompressorOptions {
+  /** Size of the output pieces where the codec lets us choose (xz; default 8 KiB there). */
+  outputChunkSize?: number;
+}
+
 /** A streaming decoder that errors on corrupt or truncated input rather than ending early. */
-export function createDecompressor(c: NixCompression): Transform {
+export function createDecompressor(c: NixCompression, opts: DecompressorOptions = {}): Transform {
   assertDecompressible(c);
   switch (c) {
     case 'none':
       return new PassThrough();
     case 'xz':
-      return createXzDecompressStream();
+      return createXzDecompressStream(opts.outputChunkSize);
     case 'zstd':
       return createZstdDecompressStream();
     case 'br':

@@ -27,6 +27,9 @@ export class InputError extends Error {
 /** Decompressed bytes that never count against the expansion ratio: small NARs compress as they like. */
 const EXPANSION_FREE_BYTES = 64 * 1024 * 1024;
 
+/** Output buffer of a decoder whose bytes are returned (SessionOptions.returnNar). */
+const RETURNED_PIECE = 1024 * 1024;
+
 /** Rough JSON bytes per listing entry beyond its path, to drop an oversized listing early. */
 const ENTRY_OVERHEAD = 64;
 
@@ -50,6 +53,8 @@ export class NarSession {
   readonly #fileHasher = createHash('sha256');
   #fileSize = 0;
   readonly #scratch = new Scratch();
+  /** NAR bytes not yet returned (SessionOptions.returnNar). */
+  #echo: Buffer[] = [];
 
   constructor(o: SessionOptions) {
     this.#o = o;
@@ -60,7 +65,8 @@ export class NarSession {
       this.#inputHasher = createHash('sha256');
       let decoder: Transform;
       try {
-        decoder = createDecompressor(o.compression);
+        // Bytes that go back to the event loop travel in large pieces (xz's default is 8 KiB).
+        decoder = createDecompressor(o.compression, o.returnNar ? { outputChunkSize: RETURNED_PIECE } : {});
       } catch (e) {
         throw new InputError('codec', (e as Error).message);
       }
@@ -97,8 +103,9 @@ export class NarSession {
     this.#fileSize += data.length;
     for (const f of frames ?? []) {
       const frame = data.subarray(f.offset, f.offset + f.length);
-      // The parser and hashers keep nothing of what they are given, so one buffer serves every frame.
-      const plain = this.#scratch.take(f.size);
+      // The parser and hashers keep nothing of what they are given, so one buffer serves every frame
+      // (a session that returns its NAR bytes keeps them, and gets its own).
+      const plain = this.#o.returnNar ? Buffer.allocUnsafe(f.size) : this.#scratch.take(f.size);
       let held: number;
       try {
         held = zstdDecompressInto(frame, plain);
@@ -130,6 +137,32 @@ export class NarSession {
         listing: listing !== null && listing.length <= this.#o.listingCap ? listing : null,
       },
     };
+  }
+
+  /**
+   * The NAR bytes produced since the last call, in order, each in a buffer that owns its memory
+   * (to transfer): the decoder's full output buffers as they are, the pieces between them copied.
+   */
+  takeNar(): Buffer[] {
+    const out: Buffer[] = [];
+    let run: Buffer[] = [];
+    const flush = () => {
+      if (run.length === 0) return;
+      const copy = Buffer.allocUnsafeSlow(run.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of run) at += p.copy(copy, at);
+      out.push(copy);
+      run = [];
+    };
+    for (const p of this.#echo) {
+      if (p.byteOffset === 0 && p.byteLength === p.buffer.byteLength && !(p.buffer instanceof SharedArrayBuffer)) {
+        flush();
+        out.push(p);
+      } else run.push(p);
+    }
+    flush();
+    this.#echo = [];
+    return out;
   }
 
   digest(): { fileHash: string; fileSize: number } {
@@ -176,6 +209,7 @@ export class NarSession {
     this.#parseError ??= failed ?? undefined;
     if (this.#parseError) throw new InputError('invalid_nar', this.#parseError.message);
     if (this.#chunker) this.#cut(this.#chunker.push(data));
+    if (this.#o.returnNar && data.length > 0) this.#echo.push(data);
   }
 
   #cut(chunks: Buffer[]): void {

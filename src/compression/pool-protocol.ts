@@ -29,6 +29,16 @@ export interface SessionOptions {
   inputName?: string;
   /** Largest `.ls` JSON kept; a larger listing is dropped (null). */
   listingCap: number;
+  /**
+   * Each `input` reply also carries the decompressed NAR bytes it produced (`nar`), so the event
+   * loop can stream them on (pull-through: the worker decompresses, validates and hashes).
+   */
+  returnNar?: boolean;
+  /**
+   * A client is waiting for this session's output: its tasks run before the other queued work of
+   * its worker (ingests, compression), so serving is not slowed by storing.
+   */
+  urgent?: boolean;
 }
 
 export type SessionCall =
@@ -90,7 +100,8 @@ export type WorkerReply =
   /** sha256 hex of each verified frame's bytes, in order */
   | { ok: true; verified: number; storedHashes: string[] }
   | { ok: true; data: Uint8Array }
-  | { ok: true; chunks: CutChunk[]; summary?: NarSummary }
+  /** `nar`: the decompressed bytes of an `input`, in order, with SessionOptions.returnNar. */
+  | { ok: true; chunks: CutChunk[]; summary?: NarSummary; nar?: Uint8Array[] }
   | { ok: true; fileHash: string; fileSize: number }
   | { ok: true; done: true }
   | { ok: false; message: string; failure?: FailureKind };

@@ -45,6 +45,8 @@ export interface ChunkWorkerPoolOptions {
 interface Task {
   request: WorkerRequest;
   transfer: ArrayBuffer[];
+  /** A session's task a client waits for (SessionOptions.urgent): it goes first on its worker. */
+  urgent?: boolean;
   resolve: (reply: WorkerReply & { ok: true }) => void;
   reject: (err: Error) => void;
 }
@@ -154,12 +156,12 @@ export class ChunkWorkerPool {
   }
 
   /** @internal NarSession's way in: a task that must run on `slot`, after the ones queued there. */
-  runOn(slot: object, request: WorkerRequest, transfer: ArrayBuffer[]): Promise<WorkerReply & { ok: true }> {
+  runOn(slot: object, request: WorkerRequest, transfer: ArrayBuffer[], urgent = false): Promise<WorkerReply & { ok: true }> {
     const s = slot as Slot;
     if (this.#stopped) return Promise.reject(this.#stopped);
     if (!this.#slots.includes(s)) return Promise.reject(new Error('chunk worker of this session crashed'));
     return new Promise((resolve, reject) => {
-      s.pinned.push({ request, transfer, resolve, reject });
+      s.pinned.push({ request, transfer, resolve, reject, urgent });
       this.#dispatch();
     });
   }
@@ -221,7 +223,7 @@ export class ChunkWorkerPool {
   #dispatch(): void {
     for (const slot of this.#slots) {
       if (slot.task) continue;
-      const task = slot.pinned.shift() ?? this.#queue.shift();
+      const task = takeUrgent(slot.pinned) ?? slot.pinned.shift() ?? this.#queue.shift();
       if (!task) continue;
       slot.task = task;
       // Idle workers are unref'd so the pool never keeps the process alive, but one with a
@@ -280,6 +282,12 @@ export class ChunkWorkerPool {
   }
 }
 
+/** The first urgent task of a worker's queue, taken out of it (urgent sessions' calls keep their order). */
+function takeUrgent(pinned: Task[]): Task | undefined {
+  const i = pinned.findIndex((t) => t.urgent);
+  return i < 0 ? undefined : pinned.splice(i, 1)[0];
+}
+
 function transferable(chunk: Buffer): Uint8Array {
   const ownsBuffer =
     chunk.buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
@@ -297,6 +305,7 @@ function toBuffer(bytes: Uint8Array): Buffer {
  */
 export class NarSession {
   #closed = false;
+  readonly #urgent: boolean;
 
   constructor(
     private readonly pool: ChunkWorkerPool,
@@ -304,6 +313,7 @@ export class NarSession {
     private readonly id: number,
     options: SessionOptions,
   ) {
+    this.#urgent = options.urgent ?? false;
     pool.bind(slot, 1);
     this.#opened = this.#call({ kind: 'open', options }, []);
     this.#opened.catch(() => {}); // surfaced by the next call
@@ -318,6 +328,17 @@ export class NarSession {
   }
 
   /**
+   * Input bytes (transferred) of a session opened with `returnNar`: resolves with the NAR bytes
+   * they decompressed to, in order (possibly none), validated and hashed in the worker.
+   */
+  async decode(data: Buffer): Promise<Buffer[]> {
+    const bytes = transferable(data);
+    const reply = await this.#call({ kind: 'input', data: bytes }, [bytes.buffer as ArrayBuffer]);
+    if (!('chunks' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to a session call');
+    return (reply.nar ?? []).map(toBuffer);
+  }
+
+  /**
    * Served (.nar.zst) bytes in order; with `frames` they are also decompressed as the NAR.
    * The buffer is copied, or with `transfer` handed over (the caller no longer uses it).
    */
@@ -326,10 +347,11 @@ export class NarSession {
     await this.#call({ kind: 'served', data: bytes, frames }, [bytes.buffer as ArrayBuffer]);
   }
 
-  async end(): Promise<{ chunks: ReceivedChunk[]; summary: NarSummary }> {
+  /** `nar`: with `returnNar`, the NAR bytes the end of the input decompressed to (possibly none). */
+  async end(): Promise<{ chunks: ReceivedChunk[]; summary: NarSummary; nar: Buffer[] }> {
     const reply = await this.#call({ kind: 'end' }, []);
     if (!('summary' in reply) || !reply.summary) throw new Error('ChunkWorkerPool: unexpected reply to end');
-    return { chunks: chunksOf(reply), summary: reply.summary };
+    return { chunks: chunksOf(reply), summary: reply.summary, nar: (reply.nar ?? []).map(toBuffer) };
   }
 
   async digest(): Promise<{ fileHash: string; fileSize: number }> {
@@ -343,7 +365,7 @@ export class NarSession {
   close(): void {
     if (this.#closed) return;
     this.#release();
-    this.pool.runOn(this.slot, { op: 'session', session: this.id, call: { kind: 'drop' } }, []).catch(() => {});
+    this.pool.runOn(this.slot, { op: 'session', session: this.id, call: { kind: 'drop' } }, [], this.#urgent).catch(() => {});
   }
 
   #release(): void {
@@ -354,7 +376,7 @@ export class NarSession {
   async #call(call: SessionCall, transfer: ArrayBuffer[]): Promise<WorkerReply & { ok: true }> {
     if (this.#closed) throw new Error('NAR session is closed');
     if (call.kind !== 'open') await this.#opened;
-    return this.pool.runOn(this.slot, { op: 'session', session: this.id, call }, transfer);
+    return this.pool.runOn(this.slot, { op: 'session', session: this.id, call }, transfer, this.#urgent);
   }
 }
 

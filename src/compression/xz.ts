@@ -48,7 +48,8 @@ class CheckedUnxz extends Unxz {
   }
 }
 
-export function createXzDecompressStream(): Transform {
+/** `chunkSize`: bytes of each output piece (node-liblzma's default, 8 KiB, costs a thread-pool round trip per 8 KiB). */
+export function createXzDecompressStream(chunkSize?: number): Transform {
   // Unxz is a Transform at runtime; its typings only narrow `on()` incompatibly.
-  return new CheckedUnxz() as unknown as Transform;
+  return new CheckedUnxz(chunkSize ? { chunkSize } : undefined) as unknown as Transform;
 }

@@ -1,12 +1,13 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, pipeline, type Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
-import { createDecompressor, type NixCompression } from '../compression/codecs.ts';
+import type { NixCompression } from '../compression/codecs.ts';
+import { WorkerInputError, type NarSession, type NarSummary } from '../compression/pool.ts';
 import type { Database, NarRow } from '../db/schema.ts';
 import { findObject } from '../db/repos/objects.ts';
 import { findNarByHash, findNarChunks } from '../db/repos/nars.ts';
@@ -62,6 +63,11 @@ const SUPPORTED: ReadonlySet<string> = new Set<NixCompression>(['none', 'xz', 'z
 /** A replica ingesting an upstream NAR holds this lease; it renews it while the NAR arrives. */
 const LEASE_TTL_MS = 30_000;
 const LEASE_POLL_MS = 250;
+/** Decompression calls in flight to the worker, and the most bytes gathered into one while they are. */
+const DECODES_IN_FLIGHT = 2;
+const DECODE_BATCH = 1024 * 1024;
+/** The longest an ingest waits for the other pulls' streams to end (#quiet). */
+const INGEST_DEFER_MS = 10_000;
 
 /**
  * The read flow of a cache with upstreams (docs/architecture.md, "Pull-through"). A narinfo
@@ -77,6 +83,9 @@ export class PullThrough {
   readonly #narInfoFlights = new Map<string, Promise<string | null>>();
   readonly #narFlights = new Map<string, Promise<NarRow>>();
   readonly #clients = new Map<string, BinaryCacheClient>();
+  /** Pulls of this server still streaming a NAR to its first client; ingests wait for none (see #quiet). */
+  #streaming = 0;
+  #onQuiet: Array<() => void> = [];
 
   constructor(private readonly d: PullThroughDeps) {}
 
@@ -251,11 +260,12 @@ export class PullThrough {
   }
 
   /**
-   * Download → decompress → hash, spool to a temporary file, and stream to the client; the last
-   * piece reaches the client only once the NAR's hash and size are verified, so a wrong NAR is
-   * always cut short. The verified NAR is then ingested from the spool file: the client gets the
-   * NAR at the speed of the download and decompression, not of chunking and compression, and
-   * memory stays bounded whatever the NAR size.
+   * Download → decompress, validate and hash in a worker session (the event loop only moves
+   * bytes) → spool to a temporary file and stream to the client; the last piece reaches the
+   * client only once the NAR's hash and size are verified, so a wrong NAR is always cut short.
+   * The session's tasks go first on its worker, ahead of any ingest. The verified NAR is then
+   * ingested from the spool file: the client gets the NAR at the speed of the download and the
+   * decompression, not of chunking and compression, and memory stays bounded whatever the NAR size.
    */
   async #pull(
     cache: Cache,
@@ -272,48 +282,96 @@ export class PullThrough {
     const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'loft-pull-'));
     const spoolFile = path.join(spoolDir, 'nar');
     let fileBytes = 0;
+    let session: NarSession | undefined;
+    let streaming = true;
+    this.#streaming++;
+    const streamed = () => {
+      if (!streaming) return;
+      streaming = false;
+      if (--this.#streaming === 0) for (const wake of this.#onQuiet.splice(0)) wake();
+    };
     try {
       if (info.narSize > this.d.maxNarSize) throw new Error(`the NAR (${info.narSize} bytes) exceeds the server limit of ${this.d.maxNarSize} bytes`);
       const file = await this.#client(upstream).nar(info.url);
-      const counted = (async function* () {
-        for await (const piece of file) {
-          fileBytes += piece.length;
-          yield piece;
-        }
-      })();
-      const decompressed = createDecompressor(info.compression as NixCompression);
-      pipeline(Readable.from(counted, { objectMode: false }), decompressed, () => {}); // errors surface through `decompressed`
+      const compression = info.compression as NixCompression;
+      session = this.d.store.pool.openSession({
+        compression,
+        maxNarSize: info.narSize, // a longer NAR fails in the worker as soon as it is longer
+        listingCap: 0,
+        returnNar: true,
+        urgent: true,
+        inputName: info.url,
+      });
       const spool = createWriteStream(spoolFile);
       const spoolClosed = new Promise<void>((resolve, reject) => spool.once('close', resolve).once('error', reject));
-      const hasher = createHash('sha256');
-      let size = 0;
       let held: Buffer | undefined;
-      try {
-        for await (const piece of decompressed as AsyncIterable<Buffer>) {
-          size += piece.length;
-          if (size > info.narSize) throw new Error(`the NAR is larger than its NarSize ${info.narSize}`);
-          hasher.update(piece);
-          await put(spool, piece);
+      const emit = async (pieces: Buffer[]) => {
+        for (const nar of pieces) {
+          if (nar.length === 0) continue;
           if (held) {
             firstByte();
             await put(client, held);
           }
-          held = piece;
+          held = nar;
         }
+      };
+      // Download pieces go to the worker as they come, two calls in flight; while both are busy
+      // the next pieces are gathered into one call of up to DECODE_BATCH bytes.
+      const inFlight: Array<{ nar: Promise<Buffer[]>; done?: Buffer[] }> = [];
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const send = () => {
+        // Always a copy: the batch is transferred to the worker, and the spool may still hold the pieces.
+        const batch = Buffer.concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
+        const call: { nar: Promise<Buffer[]>; done?: Buffer[] } = { nar: session!.decode(batch) };
+        call.nar.then((b) => (call.done = b), () => {});
+        inFlight.push(call);
+      };
+      let summary: NarSummary;
+      try {
+        for await (const piece of file) {
+          fileBytes += piece.length;
+          await put(spool, piece);
+          pending.push(piece);
+          pendingBytes += piece.length;
+          while (inFlight[0]?.done) await emit(inFlight.shift()!.done!);
+          while (inFlight.length >= DECODES_IN_FLIGHT && pendingBytes >= DECODE_BATCH) await emit(await inFlight.shift()!.nar);
+          if (inFlight.length < DECODES_IN_FLIGHT) send();
+        }
+        if (pendingBytes > 0) send();
+        while (inFlight.length > 0) await emit(await inFlight.shift()!.nar);
+        const last = await session.end();
+        await emit(last.nar);
+        summary = last.summary;
+      } catch (e) {
+        throw verificationError(e, info);
       } finally {
         spool.end();
         await spoolClosed;
       }
-      const narHash = formatSha256Nix32(hasher.digest());
+      const size = summary.narSize;
       if (size !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${size} bytes`);
-      if (narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${narHash}`);
+      if (summary.narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${summary.narHash}`);
       firstByte();
       if (held) await put(client, held);
       client.end();
+      session.close();
+      session = undefined;
+      streamed();
+      await this.#quiet();
+      // The spool holds the file as downloaded (fewer bytes to write while the client waits); the
+      // ingest decompresses it again, and must find the NAR that was verified.
       const ingested = await ingestNar(this.d.db, this.d.store, createReadStream(spoolFile, { highWaterMark: 1 << 20 }), {
         chunking: this.d.chunking,
         maxNarSize: this.d.maxNarSize,
+        compression,
+        inputName: info.url,
       });
+      if (ingested.narHash !== info.narHash || ingested.narSize !== info.narSize) {
+        throw new Error(`the spooled NAR changed on disk (it hashes to ${ingested.narHash}, ${ingested.narSize} bytes)`);
+      }
       const nar = await commitNar(this.d.db, this.d.store, ingested.chunks, ingested, { verifyContent: false });
       await this.#recordPending(cache, nar);
       this.d.observer.narFetched(label, fileBytes, (performance.now() - started) / 1000);
@@ -323,9 +381,31 @@ export class PullThrough {
       if (!(e instanceof UpstreamError)) this.d.observer.error(label, 'verification');
       throw e;
     } finally {
+      streamed();
+      session?.close();
       clearInterval(renew);
       await rm(spoolDir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Resolves once no pull of this server is streaming to a client, or after INGEST_DEFER_MS: an
+   * ingest (chunking, zstd, storage writes) then does not take the server's CPU from a NAR that a
+   * client is receiving, and the NAR waits in its spool file meanwhile.
+   */
+  #quiet(): Promise<void> {
+    if (this.#streaming === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, INGEST_DEFER_MS);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      function done() {
+        resolve();
+      }
+      this.#onQuiet.push(wake);
+    });
   }
 
   /** Every path of the cache whose verified upstream narinfo names this NAR becomes a path of the cache. */
@@ -402,6 +482,19 @@ function validPathOf(info: NarInfo, cache: Cache): ValidPath {
     sigs: info.sigs,
     ca: info.ca,
   };
+}
+
+/** The worker's verdict on an upstream NAR, as the reason it is refused (an UpstreamError of the download stays one). */
+function verificationError(e: unknown, info: NarInfo): unknown {
+  if (!(e instanceof WorkerInputError)) return e;
+  switch (e.failure) {
+    case 'too_large':
+      return new Error(`the NAR is larger than its NarSize ${info.narSize}`);
+    case 'codec':
+      return new Error(`the NAR file does not decompress as ${info.compression}: ${e.message}`);
+    default:
+      return new Error(`not a valid NAR: ${e.message}`);
+  }
 }
 
 /** Writes with backpressure; a stream that was closed (a client gone) takes nothing and does not block. */

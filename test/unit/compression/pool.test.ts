@@ -152,6 +152,47 @@ test('a NAR session cuts, hashes and lists a NAR in its worker, exactly as the m
   }
 });
 
+test('a returnNar session gives back the NAR an xz file decompresses to, in order, and hashes it; urgent calls go first', async () => {
+  const { makeNar, deterministicBytes, sha256Nix32 } = await import('../../helpers/nar.ts');
+  const { xzSync } = await import('node-liblzma');
+  const nar = await makeNar({ big: deterministicBytes('returned', 3_000_000), text: Buffer.from('x'.repeat(2_000_000)) });
+  const xz = xzSync(nar, { preset: 1 });
+  const pool = new ChunkWorkerPool({ threads: 1 });
+  try {
+    // An ingest-like session queued ahead on the same (only) worker.
+    const other = pool.openSession({ compression: 'none', maxNarSize: 1 << 30, listingCap: 1 << 20 });
+    const session = pool.openSession({ compression: 'xz', maxNarSize: nar.length, listingCap: 0, returnNar: true, urgent: true });
+    const order: string[] = [];
+    const background = Array.from({ length: 4 }, () => other.input(Buffer.alloc(0)).then(() => order.push('other')));
+    const out: Buffer[] = [];
+    for (let i = 0; i < xz.length; i += 65_536) {
+      const piece = session.decode(Buffer.from(xz.subarray(i, i + 65_536)));
+      if (i === 0) void piece.then(() => order.push('urgent'));
+      out.push(...(await piece));
+    }
+    const end = await session.end();
+    out.push(...end.nar);
+    assert.ok(Buffer.concat(out).equals(nar));
+    assert.equal(end.summary.narHash, sha256Nix32(nar));
+    assert.equal(end.summary.narSize, nar.length);
+    await Promise.all(background);
+    assert.ok(order.indexOf('urgent') <= 1, `the urgent call ran ahead of most queued ones: ${order.join(', ')}`);
+    session.close();
+    other.close();
+    // A longer NAR than announced fails in the worker.
+    const short = pool.openSession({ compression: 'xz', maxNarSize: nar.length - 1, listingCap: 0, returnNar: true, urgent: true });
+    await assert.rejects(
+      (async () => {
+        await short.decode(Buffer.from(xz));
+        await short.end();
+      })(),
+      { name: 'WorkerInputError', failure: 'too_large' },
+    );
+  } finally {
+    await pool.close();
+  }
+});
+
 test('a NAR session reports bad input as an input error, and the pool carries on', async () => {
   const pool = new ChunkWorkerPool({ threads: 1 });
   try {
