@@ -9,19 +9,15 @@ import binding from 'zstd-napi/binding.js';
 // streaming decoder only for `nix copy` uploads), which keeps that hazard off the chunk paths.
 let streamingDctx: InstanceType<typeof binding.DCtx> | undefined;
 
-/** Compression output for one chunk at a time, copied out at its exact size. */
-const compressScratch = { buf: Buffer.alloc(0) };
-
 // Output grows in steps of this size when frames do not declare their content size.
 const STREAM_STEP = 1024 * 1024;
 
 /** One frame whose header records the content size, so readers can size the output exactly. */
 export function zstdCompressSync(data: Uint8Array, level: number): Buffer {
-  const bound = binding.compressBound(data.length);
-  if (compressScratch.buf.length < bound) compressScratch.buf = Buffer.allocUnsafeSlow(Math.max(bound, 512 * 1024));
-  const n = binding.compress(compressScratch.buf, data, level); // ZSTD_compress records the content size
+  const out = compressScratch.take(binding.compressBound(data.length));
+  const n = binding.compress(out, data, level); // ZSTD_compress records the content size
   const frame = Buffer.allocUnsafeSlow(n);
-  compressScratch.buf.copy(frame, 0, 0, n);
+  out.copy(frame, 0, 0, n);
   return frame;
 }
 
@@ -35,9 +31,7 @@ export function zstdDecompressSync(frames: Uint8Array, maxSize: number): Buffer 
   if (declared !== null) {
     if (declared > maxSize) throw new Error(`zstd: content size ${declared} exceeds the limit of ${maxSize} bytes`);
     const out = Buffer.allocUnsafe(declared);
-    // Fails if the frames do not decode to exactly `declared` bytes.
-    const written = binding.decompress(out, frames);
-    if (written !== declared) throw new Error(`zstd: decoded ${written} bytes, header declared ${declared}`);
+    decompressDeclared(frames, out);
     return out;
   }
   return decompressUnknownSize(frames, maxSize);
@@ -56,9 +50,14 @@ export function zstdDecompressInto(frames: Uint8Array, out: Buffer): number {
     return data.length;
   }
   if (declared !== out.length) return declared;
+  decompressDeclared(frames, out);
+  return declared;
+}
+
+/** Frames whose headers declare `out.length` bytes in all; fails if they do not decode to exactly that. */
+function decompressDeclared(frames: Uint8Array, out: Buffer): void {
   const written = binding.decompress(out, frames);
-  if (written !== declared) throw new Error(`zstd: decoded ${written} bytes, header declared ${declared}`);
-  return written;
+  if (written !== out.length) throw new Error(`zstd: decoded ${written} bytes, header declared ${out.length}`);
 }
 
 /** A buffer of at least `size` bytes reused by its owner between calls (decompression scratch). */
@@ -71,6 +70,9 @@ export class Scratch {
     return this.#buf.subarray(0, size);
   }
 }
+
+/** Compression output for one chunk at a time, copied out at its exact size. */
+const compressScratch = new Scratch();
 
 /** Sum of the frames' declared sizes, or null if any frame omits it. Throws on a malformed frame. */
 function declaredContentSize(frames: Uint8Array): number | null {
