@@ -68,17 +68,13 @@ export class ChunkUploader {
       this.#o.pool.compress(c.data, { hashStored: false }).then((f) => ({ hash: c.hash, size: f.size, frame: f.compressed })),
     );
     frames.forEach((f) => f.catch(() => {}));
-    const previous = this.#appending;
-    let release!: () => void;
-    this.#appending = new Promise((resolve) => (release = resolve));
-    await previous;
-    let written = 0;
-    try {
+    return this.#exclusive(async () => {
+      let written = 0;
       for (const pending of frames) {
         const { hash, size, frame } = await pending;
         const recordBytes = 40 + frame.length;
         if (this.#filling && this.#filling.used + recordBytes > this.#filling.buffer.length) await this.#send();
-        const batch = (this.#filling ??= await this.#newBatch(recordBytes));
+        const batch = (this.#filling ??= this.#newBatch(recordBytes));
         batch.used += chunkRecordHeader(hash, size, frame.length).copy(batch.buffer, batch.used);
         batch.used += frame.copy(batch.buffer, batch.used);
         batch.count++;
@@ -86,10 +82,8 @@ export class ChunkUploader {
         stream.outstanding++;
         written += recordBytes;
       }
-    } finally {
-      release();
-    }
-    return written;
+      return written;
+    });
   }
 
   /** @internal The stream waits on its records: it no longer adds any, so the batch may go. */
@@ -112,25 +106,26 @@ export class ChunkUploader {
   }
 
   /** Sends what is filling, after the appends under way (a lingering NAR must not wait for a full batch). */
-  async #flush(): Promise<void> {
-    clearTimeout(this.#linger);
-    this.#linger = undefined;
+  #flush(): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#filling) await this.#send();
+    });
+  }
+
+  /** Runs `fn` after every append or flush started before it, and before any started after. */
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.#appending;
+    let release!: () => void;
+    this.#appending = new Promise((resolve) => (release = resolve));
+    await previous;
     try {
-      const previous = this.#appending;
-      let release!: () => void;
-      this.#appending = new Promise((resolve) => (release = resolve));
-      await previous;
-      try {
-        if (this.#filling) await this.#send();
-      } finally {
-        release();
-      }
-    } catch {
-      // the streams in that batch are failed by #send
+      return await fn();
+    } finally {
+      release();
     }
   }
 
-  async #newBatch(minBytes: number): Promise<Batch> {
+  #newBatch(minBytes: number): Batch {
     const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(Math.max(this.#o.requestBytes, minBytes));
     return { buffer: buffer.length >= minBytes ? buffer : Buffer.allocUnsafeSlow(minBytes), used: 0, count: 0, streams: new Map() };
   }
