@@ -1,23 +1,9 @@
 // Issue 7, bench 2: NAR download of a large path, Loft vs nginx on the same NAR.
 // node --import tsx bench/nar-download.bench.ts (normally through `npm run bench`).
 import path from 'node:path';
-import { buildBenchPaths, CLIENT_CORE, log, MB, median, pinned, round, RUNS, run, tempDir, writeResult } from './lib/common.ts';
+import { buildBenchPaths, curlGet, log, MB, median, round, RUNS, tempDir, writeResult, type Download } from './lib/common.ts';
 import { hashPart, loftPush, nixCopyToFile, readFileCacheNarinfos } from './lib/nix.ts';
 import { startLoft, startNginx } from './lib/servers.ts';
-
-interface Download {
-  bytes: number;
-  seconds: number;
-}
-
-/** One streaming GET with curl on the client core, body discarded. */
-async function curlGet(url: string): Promise<Download> {
-  const [cmd, args] = pinned(CLIENT_CORE, 'curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url]);
-  const { stdout } = await run(cmd, args, { timeoutMs: 10 * 60_000 });
-  const [status, bytes, seconds] = stdout.trim().split(' ');
-  if (status !== '200') throw new Error(`GET ${url}: HTTP ${status}`);
-  return { bytes: Number(bytes), seconds: Number(seconds) };
-}
 
 export interface DownloadRow {
   variant: 'zst' | 'nar';

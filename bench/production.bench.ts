@@ -3,7 +3,7 @@
 // `nix copy --to http://loft` of the push set, then a `.nar.zst` and a `.nar` download of its largest path.
 // Each pair of runs alternates which backend goes first. Writes its own section of docs/benchmarks.md.
 // node --import tsx bench/production.bench.ts (normally through `npm run bench`).
-import { buildBenchPaths, CLIENT_CORE, log, MB, median, pinned, round, RUNS, run, SERVER_CORE, tempDir, writeDocSection, writeResult } from './lib/common.ts';
+import { buildBenchPaths, curlGet, log, MB, median, round, RUNS, run, SERVER_CORE, tempDir, writeDocSection, writeResult } from './lib/common.ts';
 import { hashPart, loftPush, nixCopyToLoft } from './lib/nix.ts';
 import { startLoft, type LoftServer } from './lib/servers.ts';
 import { freshDatabase } from '../test/helpers/databases.ts';
@@ -22,11 +22,8 @@ interface Figures {
 }
 
 async function curlMBs(url: string): Promise<number> {
-  const [cmd, args] = pinned(CLIENT_CORE, 'curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url]);
-  const { stdout } = await run(cmd, args, { timeoutMs: 10 * 60_000 });
-  const [status, bytes, seconds] = stdout.trim().split(' ');
-  if (status !== '200') throw new Error(`GET ${url}: HTTP ${status}`);
-  return Number(bytes) / MB / Number(seconds);
+  const { bytes, seconds } = await curlGet(url);
+  return bytes / MB / seconds;
 }
 
 /** A Loft server on the given backend, pinned like every bench server; s3rver shares the server core. */

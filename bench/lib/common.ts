@@ -239,3 +239,17 @@ export async function writeDocSection(heading: string, body: string): Promise<vo
   }
   await writeFile(doc, next.endsWith('\n') ? next : `${next}\n`);
 }
+
+export interface Download {
+  bytes: number;
+  seconds: number;
+}
+
+/** One streaming GET with curl on the client core, body discarded. */
+export async function curlGet(url: string): Promise<Download> {
+  const [cmd, args] = pinned(CLIENT_CORE, 'curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url]);
+  const { stdout } = await run(cmd, args, { timeoutMs: 10 * 60_000 });
+  const [status, bytes, seconds] = stdout.trim().split(' ');
+  if (status !== '200') throw new Error(`GET ${url}: HTTP ${status}`);
+  return { bytes: Number(bytes), seconds: Number(seconds) };
+}
