@@ -2,11 +2,26 @@
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { deterministicBytes, makeNar, sha256Nix32 } from '../../helpers/nar.ts';
+import type { TestServer } from '../../helpers/server.ts';
 import { pushNar } from '../../../src/client/push-nar.ts';
 import { chunksOf, clientFor, commitBody, countRows, metaOf, onEachDatabase, piecesOf, postJson, recordsBody, sharedPool } from './support.ts';
 
 const pool = sharedPool();
 after(() => pool.close());
+
+/** Flips the stored byte `at` bytes into the frame of chunk `hash`, inside its pack. */
+async function flipStoredByte(server: TestServer, hash: string, at: number): Promise<void> {
+  const { kysely, blobs } = server.services;
+  const row = await kysely
+    .selectFrom('chunks as c')
+    .innerJoin('packs as p', 'p.id', 'c.pack_id')
+    .select(['p.storage_key', 'c.pack_offset'])
+    .where('c.hash', '=', hash)
+    .executeTakeFirstOrThrow();
+  const bytes = await blobs.getBuffer(row.storage_key);
+  bytes[row.pack_offset + at] ^= 0xff;
+  await blobs.put(row.storage_key, bytes);
+}
 
 onEachDatabase('a NAR whose pack is gone or corrupt fails closed', async (_t, server) => {
   await server.createCache('main');
@@ -40,16 +55,7 @@ onEachDatabase('a NAR whose pack is gone or corrupt fails closed', async (_t, se
 
   // A pack range after the first one (reads are coalesced up to 4 MiB): corrupt one byte of a late chunk.
   const later = await pushed('lost-later', 9_000_000);
-  const { kysely, blobs } = server.services;
-  const late = await kysely
-    .selectFrom('chunks as c')
-    .innerJoin('packs as p', 'p.id', 'c.pack_id')
-    .select(['p.storage_key', 'c.pack_offset'])
-    .where('c.hash', '=', later.chunks[later.chunks.length - 2].hash)
-    .executeTakeFirstOrThrow();
-  const bytes = await blobs.getBuffer(late.storage_key);
-  bytes[late.pack_offset + 10] ^= 0xff;
-  await blobs.put(late.storage_key, bytes);
+  await flipStoredByte(server, later.chunks[later.chunks.length - 2].hash, 10);
   const partial = await server.fetch(later.url, { token });
   assert.equal(partial.status, 200);
   const declared = Number(partial.headers.get('content-length'));
@@ -77,16 +83,7 @@ onEachDatabase('a commit whose uploaded chunks were corrupted in storage is a 50
   });
   assert.equal(up.status, 200, await up.text());
   // One stored byte of a middle chunk flips between the upload and the commit.
-  const { kysely, blobs } = server.services;
-  const row = await kysely
-    .selectFrom('chunks as c')
-    .innerJoin('packs as p', 'p.id', 'c.pack_id')
-    .select(['p.storage_key', 'c.pack_offset'])
-    .where('c.hash', '=', chunks[Math.floor(chunks.length / 2)].hash)
-    .executeTakeFirstOrThrow();
-  const bytes = await blobs.getBuffer(row.storage_key);
-  bytes[row.pack_offset + 20] ^= 0xff;
-  await blobs.put(row.storage_key, bytes);
+  await flipStoredByte(server, chunks[Math.floor(chunks.length / 2)].hash, 20);
 
   const res = await postJson(server, '/_api/v1/nar', commitBody('main', nar, chunks.map((c) => c.hash)), server.adminToken);
   assert.equal(res.status, 503, 'the server’s storage is at fault, not the client’s NAR');
