@@ -223,7 +223,7 @@ export function registerClientCommands(program: Command): void {
     .argument('<cache>', '[SERVER:]CACHE')
     .argument('[paths...]', 'store paths or symlinks to them (e.g. ./result)')
     .option('--stdin', 'also read paths from stdin, one per line')
-    .option('-j, --jobs <n>', 'paths pushed in parallel', positiveInt, 4)
+    .option('-j, --jobs <n>', 'paths read and chunked at once (their chunks share the upload requests)', positiveInt, 4)
     .option('--ignore-upstream-filter', 'push paths signed by upstream caches too')
     .option('--no-closure', 'push only the given paths, not their closure')
     .action(async (ref: string, paths: string[], opts) =>
@@ -240,7 +240,7 @@ export function registerClientCommands(program: Command): void {
   withGlobals(program.command('watch-store'), false)
     .description('push every new store path to a cache as it appears')
     .argument('<cache>', '[SERVER:]CACHE')
-    .option('-j, --jobs <n>', 'paths pushed in parallel', positiveInt, 4)
+    .option('-j, --jobs <n>', 'paths read and chunked at once (their chunks share the upload requests)', positiveInt, 4)
     .option('--ignore-upstream-filter', 'push paths signed by upstream caches too')
     .addOption(new Option('--store-dir <dir>', 'store directory to watch').hideHelp())
     .action(async (ref: string, opts) =>
