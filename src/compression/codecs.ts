@@ -1,6 +1,5 @@
 import { PassThrough, type Transform } from 'node:stream';
 import { createBrotliDecompress } from 'node:zlib';
-import { createXzDecompressStream } from './xz.ts';
 import { createZstdDecompressStream } from './zstd.ts';
 
 /** The `Compression:` values of a narinfo that Loft knows about. */
@@ -31,19 +30,15 @@ export function assertDecompressible(c: NixCompression): void {
   if (c === 'bzip2') throw new Error('bzip2 NARs are not supported; use compression=zstd or xz');
 }
 
-export interface DecompressorOptions {
-  /** Size of the output pieces where the codec lets us choose (xz; default 8 KiB there). */
-  outputChunkSize?: number;
-}
-
-/** A streaming decoder that errors on corrupt or truncated input rather than ending early. */
-export function createDecompressor(c: NixCompression, opts: DecompressorOptions = {}): Transform {
+/**
+ * A streaming decoder that errors on corrupt or truncated input rather than ending early. xz is
+ * not one: it is decoded synchronously in a worker (XzSyncDecoder), into one reused buffer.
+ */
+export function createDecompressor(c: Exclude<NixCompression, 'xz'>): Transform {
   assertDecompressible(c);
   switch (c) {
     case 'none':
       return new PassThrough();
-    case 'xz':
-      return createXzDecompressStream(opts.outputChunkSize);
     case 'zstd':
       return createZstdDecompressStream();
     case 'br':

@@ -3,6 +3,7 @@
 // FastCDC, per-chunk SHA-256, the listing, the served file's hash) runs here,
 // in one worker thread per session, so the event loop only moves bytes.
 import { createHash, type Hash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { FastCdcChunker } from '../chunking/fastcdc.ts';
@@ -12,6 +13,7 @@ import type { NarEntry } from '../nix/nar/types.ts';
 import { formatSha256Nix32 } from '../nix/hash.ts';
 import { createDecompressor } from './codecs.ts';
 import type { CutChunk, FailureKind, NarSummary, PackedFrame, SessionOptions } from './pool-protocol.ts';
+import { XzSyncDecoder } from './xz.ts';
 import { Scratch, zstdDecompressInto } from './zstd.ts';
 
 /** An error that is the input's fault, tagged so the server can answer 4xx. */
@@ -27,8 +29,11 @@ export class InputError extends Error {
 /** Decompressed bytes that never count against the expansion ratio: small NARs compress as they like. */
 const EXPANSION_FREE_BYTES = 64 * 1024 * 1024;
 
-/** Output buffer of a decoder whose bytes are returned (SessionOptions.returnNar). */
-const RETURNED_PIECE = 1024 * 1024;
+/** Reads of an 'inputFile' call. */
+const FILE_PIECE = 1024 * 1024;
+
+/** Output buffer of the xz decoder. */
+const XZ_OUTPUT_PIECE = 1024 * 1024;
 
 /** Rough JSON bytes per listing entry beyond its path, to drop an oversized listing early. */
 const ENTRY_OVERHEAD = 64;
@@ -45,6 +50,10 @@ export class NarSession {
   #listingBytes = 0;
   readonly #inputHasher: Hash | undefined;
   readonly #decoder: Transform | undefined;
+  /** The file of 'inputFile' calls, and how far it has been read. */
+  #file: { fd: number; offset: number } | undefined;
+  /** xz is decoded on this thread (XzSyncDecoder); the other codecs are streams. */
+  readonly #xz: XzSyncDecoder | undefined;
   #decoded: Buffer[] = [];
   #inputBytes = 0;
   #decodedBytes = 0;
@@ -53,20 +62,18 @@ export class NarSession {
   readonly #fileHasher = createHash('sha256');
   #fileSize = 0;
   readonly #scratch = new Scratch();
-  /** NAR bytes not yet returned (SessionOptions.returnNar). */
-  #echo: Buffer[] = [];
 
   constructor(o: SessionOptions) {
     this.#o = o;
     this.#chunker = o.chunking ? new FastCdcChunker(o.chunking) : undefined;
     this.#parser.on('error', (e) => (this.#parseError ??= e));
     this.#parser.on('entry', (e: NarEntry) => this.#entry(e));
-    if (o.compression !== 'none') {
-      this.#inputHasher = createHash('sha256');
+    if (o.compression !== 'none') this.#inputHasher = createHash('sha256');
+    if (o.compression === 'xz') this.#xz = new XzSyncDecoder(XZ_OUTPUT_PIECE);
+    else if (o.compression !== 'none') {
       let decoder: Transform;
       try {
-        // Bytes that go back to the event loop travel in large pieces (xz's default is 8 KiB).
-        decoder = createDecompressor(o.compression, o.returnNar ? { outputChunkSize: RETURNED_PIECE } : {});
+        decoder = createDecompressor(o.compression);
       } catch (e) {
         throw new InputError('codec', (e as Error).message);
       }
@@ -84,6 +91,13 @@ export class NarSession {
   }
 
   async input(data: Buffer): Promise<CutChunk[]> {
+    if (this.#xz) {
+      this.#inputHasher!.update(data);
+      this.#inputBytes += data.length;
+      this.#xz.push(data);
+      await this.#drainXz();
+      return this.#take();
+    }
     if (!this.#decoder) {
       await this.#nar(data);
       return this.#take();
@@ -97,15 +111,39 @@ export class NarSession {
     return this.#take();
   }
 
+  /** SessionCall 'inputFile': reads are fed to input() in pieces, into one reused buffer where nothing keeps them. */
+  async inputFile(path: string, end: number): Promise<CutChunk[]> {
+    this.#file ??= { fd: openSync(path, 'r'), offset: 0 };
+    const f = this.#file;
+    // One buffer serves every read when input() is done with its bytes once it returns: xz (decoded
+    // on this thread), or a raw NAR that is not cut. A stream decoder (zstd, br) may hold its input
+    // after the write, and the chunker holds a raw NAR's bytes: they get buffers of their own.
+    const reuse = this.#xz !== undefined || (!this.#decoder && !this.#chunker);
+    const cut: CutChunk[] = [];
+    while (f.offset < end) {
+      const into = reuse ? this.#scratch.take(FILE_PIECE) : Buffer.allocUnsafe(FILE_PIECE);
+      const n = readSync(f.fd, into, 0, Math.min(FILE_PIECE, end - f.offset), f.offset);
+      if (n === 0) throw new Error(`${path} ends at ${f.offset} bytes, before ${end}`);
+      f.offset += n;
+      cut.push(...(await this.input(into.subarray(0, n))));
+    }
+    return cut;
+  }
+
+  /** Closes the input file, if any. */
+  dispose(): void {
+    if (this.#file) closeSync(this.#file.fd);
+    this.#file = undefined;
+  }
+
   /** Bytes of the served file; with `frames`, each one is also decompressed into the NAR (commit verification). */
   async served(data: Buffer, frames?: PackedFrame[]): Promise<void> {
     this.#fileHasher.update(data);
     this.#fileSize += data.length;
     for (const f of frames ?? []) {
       const frame = data.subarray(f.offset, f.offset + f.length);
-      // The parser and hashers keep nothing of what they are given, so one buffer serves every frame
-      // (a session that returns its NAR bytes keeps them, and gets its own).
-      const plain = this.#o.returnNar ? Buffer.allocUnsafe(f.size) : this.#scratch.take(f.size);
+      // The parser and hashers keep nothing of what they are given, so one buffer serves every frame.
+      const plain = this.#scratch.take(f.size);
       let held: number;
       try {
         held = zstdDecompressInto(frame, plain);
@@ -118,6 +156,11 @@ export class NarSession {
   }
 
   async end(): Promise<{ chunks: CutChunk[]; summary: NarSummary }> {
+    if (this.#xz) {
+      this.#xz.push(Buffer.alloc(0), true);
+      await this.#drainXz();
+      this.#xz.close();
+    }
     if (this.#decoder) {
       this.#decoder.end();
       await this.#decoding(finished(this.#decoder));
@@ -137,32 +180,6 @@ export class NarSession {
         listing: listing !== null && listing.length <= this.#o.listingCap ? listing : null,
       },
     };
-  }
-
-  /**
-   * The NAR bytes produced since the last call, in order, each in a buffer that owns its memory
-   * (to transfer): the decoder's full output buffers as they are, the pieces between them copied.
-   */
-  takeNar(): Buffer[] {
-    const out: Buffer[] = [];
-    let run: Buffer[] = [];
-    const flush = () => {
-      if (run.length === 0) return;
-      const copy = Buffer.allocUnsafeSlow(run.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of run) at += p.copy(copy, at);
-      out.push(copy);
-      run = [];
-    };
-    for (const p of this.#echo) {
-      if (p.byteOffset === 0 && p.byteLength === p.buffer.byteLength && !(p.buffer instanceof SharedArrayBuffer)) {
-        flush();
-        out.push(p);
-      } else run.push(p);
-    }
-    flush();
-    this.#echo = [];
-    return out;
   }
 
   digest(): { fileHash: string; fileSize: number } {
@@ -192,6 +209,24 @@ export class NarSession {
     }
   }
 
+  /** Decoded xz output, piece by piece: each is consumed before the decoder reuses its buffer. */
+  async #drainXz(): Promise<void> {
+    for (;;) {
+      let piece: Buffer | undefined;
+      try {
+        piece = this.#xz!.next();
+      } catch (e) {
+        throw asInputError(e as Error);
+      }
+      if (!piece) return;
+      this.#decodedBytes += piece.length;
+      const bomb = this.#expandsTooMuch();
+      if (bomb) throw bomb;
+      // The chunker keeps what it is given until it cuts it: it gets a copy.
+      await this.#nar(this.#chunker ? Buffer.from(piece) : piece);
+    }
+  }
+
   async #drainDecoded(): Promise<void> {
     if (this.#decodeError) throw asInputError(this.#decodeError);
     const pieces = this.#decoded;
@@ -209,7 +244,6 @@ export class NarSession {
     this.#parseError ??= failed ?? undefined;
     if (this.#parseError) throw new InputError('invalid_nar', this.#parseError.message);
     if (this.#chunker) this.#cut(this.#chunker.push(data));
-    if (this.#o.returnNar && data.length > 0) this.#echo.push(data);
   }
 
   #cut(chunks: Buffer[]): void {

@@ -30,11 +30,6 @@ export interface SessionOptions {
   /** Largest `.ls` JSON kept; a larger listing is dropped (null). */
   listingCap: number;
   /**
-   * Each `input` reply also carries the decompressed NAR bytes it produced (`nar`), so the event
-   * loop can stream them on (pull-through: the worker decompresses, validates and hashes).
-   */
-  returnNar?: boolean;
-  /**
    * A client is waiting for this session's output: its tasks run before the other queued work of
    * its worker (ingests, compression), so serving is not slowed by storing.
    */
@@ -45,6 +40,8 @@ export type SessionCall =
   | { kind: 'open'; options: SessionOptions }
   /** Input bytes (compressed as opened); replies with the chunks completed so far. */
   | { kind: 'input'; data: Uint8Array }
+  /** Input read by the worker from a file, from where the last such call stopped up to byte `end`. */
+  | { kind: 'inputFile'; path: string; end: number }
   /** Bytes of the served .nar.zst, in order; with `frames`, each frame is also decompressed as NAR input. */
   | { kind: 'served'; data: Uint8Array; frames?: PackedFrame[] }
   /** End of input: the last chunks, the NAR's hash, size and listing. */
@@ -100,8 +97,7 @@ export type WorkerReply =
   /** sha256 hex of each verified frame's bytes, in order */
   | { ok: true; verified: number; storedHashes: string[] }
   | { ok: true; data: Uint8Array }
-  /** `nar`: the decompressed bytes of an `input`, in order, with SessionOptions.returnNar. */
-  | { ok: true; chunks: CutChunk[]; summary?: NarSummary; nar?: Uint8Array[] }
+  | { ok: true; chunks: CutChunk[]; summary?: NarSummary }
   | { ok: true; fileHash: string; fileSize: number }
   | { ok: true; done: true }
   | { ok: false; message: string; failure?: FailureKind };

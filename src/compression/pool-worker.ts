@@ -34,8 +34,8 @@ const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLe
 
 type Handled = { reply: WorkerReply; transfer: ArrayBuffer[] };
 
-function chunksReply(chunks: CutChunk[], extra: object = {}, more: ArrayBuffer[] = []): Handled {
-  return { reply: { ok: true, chunks, ...extra }, transfer: [...chunks.map((c) => c.data.buffer as ArrayBuffer), ...more] };
+function chunksReply(chunks: CutChunk[], extra: object = {}): Handled {
+  return { reply: { ok: true, chunks, ...extra }, transfer: chunks.map((c) => c.data.buffer as ArrayBuffer) };
 }
 
 async function session(id: number, call: SessionCall): Promise<Handled> {
@@ -45,30 +45,30 @@ async function session(id: number, call: SessionCall): Promise<Handled> {
   }
   const s = sessions.get(id);
   if (call.kind === 'drop') {
+    sessions.get(id)?.dispose();
     sessions.delete(id);
     return { reply: { ok: true, done: true }, transfer: [] };
   }
   if (!s) throw new Error(`no session ${id} in this worker`);
   try {
     switch (call.kind) {
-      case 'input': {
-        const chunks = await s.input(asBuffer(call.data));
-        const nar = s.takeNar(); // SessionOptions.returnNar
-        return nar.length > 0 ? chunksReply(chunks, { nar }, nar.map((b) => b.buffer as ArrayBuffer)) : chunksReply(chunks);
-      }
+      case 'input':
+        return chunksReply(await s.input(asBuffer(call.data)));
+      case 'inputFile':
+        return chunksReply(await s.inputFile(call.path, call.end));
       case 'served':
         await s.served(asBuffer(call.data), call.frames);
         return { reply: { ok: true, done: true }, transfer: [] };
       case 'end': {
         const { chunks, summary } = await s.end();
-        const nar = s.takeNar(); // the decoder's last output (SessionOptions.returnNar)
-        return nar.length > 0 ? chunksReply(chunks, { summary, nar }, nar.map((b) => b.buffer as ArrayBuffer)) : chunksReply(chunks, { summary });
+        return chunksReply(chunks, { summary });
       }
       case 'digest':
         sessions.delete(id);
         return { reply: { ok: true, ...s.digest() }, transfer: [] };
     }
   } catch (e) {
+    s.dispose();
     sessions.delete(id); // a failed session takes no more input
     throw e;
   }

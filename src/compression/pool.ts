@@ -328,14 +328,11 @@ export class NarSession {
   }
 
   /**
-   * Input bytes (transferred) of a session opened with `returnNar`: resolves with the NAR bytes
-   * they decompressed to, in order (possibly none), validated and hashed in the worker.
+   * Input the worker reads itself from a file that is still being written: the bytes from where
+   * the last call stopped up to `end`, which must be in the file already. No bytes cross threads.
    */
-  async decode(data: Buffer): Promise<Buffer[]> {
-    const bytes = transferable(data);
-    const reply = await this.#call({ kind: 'input', data: bytes }, [bytes.buffer as ArrayBuffer]);
-    if (!('chunks' in reply)) throw new Error('ChunkWorkerPool: unexpected reply to a session call');
-    return (reply.nar ?? []).map(toBuffer);
+  async inputFile(path: string, end: number): Promise<ReceivedChunk[]> {
+    return chunksOf(await this.#call({ kind: 'inputFile', path, end }, []));
   }
 
   /**
@@ -347,11 +344,10 @@ export class NarSession {
     await this.#call({ kind: 'served', data: bytes, frames }, [bytes.buffer as ArrayBuffer]);
   }
 
-  /** `nar`: with `returnNar`, the NAR bytes the end of the input decompressed to (possibly none). */
-  async end(): Promise<{ chunks: ReceivedChunk[]; summary: NarSummary; nar: Buffer[] }> {
+  async end(): Promise<{ chunks: ReceivedChunk[]; summary: NarSummary }> {
     const reply = await this.#call({ kind: 'end' }, []);
     if (!('summary' in reply) || !reply.summary) throw new Error('ChunkWorkerPool: unexpected reply to end');
-    return { chunks: chunksOf(reply), summary: reply.summary, nar: (reply.nar ?? []).map(toBuffer) };
+    return { chunks: chunksOf(reply), summary: reply.summary };
   }
 
   async digest(): Promise<{ fileHash: string; fileSize: number }> {

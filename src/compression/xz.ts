@@ -1,29 +1,18 @@
-import type { Transform, TransformCallback } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { Unxz } from 'node-liblzma';
+import { LZMA_FINISH, LZMA_OK, LZMA_RUN, LZMA_STREAM_END, Unxz } from 'node-liblzma';
 
 const FOOTER_SIZE = 12;
 
 /**
- * node-liblzma's Unxz ends quietly on truncated input (and ignores trailing garbage),
- * because it stops calling liblzma before LZMA_BUF_ERROR. This subclass also checks
- * that the input ends with a valid xz stream footer (after optional zero padding), which
- * a cut-short or garbage-suffixed file fails. Corruption inside is caught by liblzma's CRCs.
+ * Checks that the input ends with a valid xz stream footer (after optional zero padding), which
+ * a cut-short or garbage-suffixed file fails: liblzma, decoding concatenated streams, cannot tell
+ * those from a stream still to come. Corruption inside is caught by liblzma's CRCs.
  */
-class CheckedUnxz extends Unxz {
+class FooterCheck {
   #tail = Buffer.alloc(0); // last ≤ 12 bytes before the trailing run of zeros
   #zeroRun = 0;
 
-  override _transform(chunk: Buffer | null, encoding: string, callback: (error?: Error) => void): void {
-    if (chunk && chunk.length > 0) this.#track(chunk);
-    super._transform(chunk, encoding, callback);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    super._flush(() => callback(this.#footerError()));
-  }
-
-  #track(chunk: Buffer): void {
+  track(chunk: Buffer): void {
     let last = chunk.length - 1;
     while (last >= 0 && chunk[last] === 0) last--;
     if (last < 0) {
@@ -36,7 +25,7 @@ class CheckedUnxz extends Unxz {
     this.#zeroRun = chunk.length - 1 - last;
   }
 
-  #footerError(): Error | undefined {
+  error(): Error | undefined {
     const t = this.#tail;
     const valid =
       t.length === FOOTER_SIZE &&
@@ -48,8 +37,79 @@ class CheckedUnxz extends Unxz {
   }
 }
 
-/** `chunkSize`: bytes of each output piece (node-liblzma's default, 8 KiB, costs a thread-pool round trip per 8 KiB). */
-export function createXzDecompressStream(chunkSize?: number): Transform {
-  // Unxz is a Transform at runtime; its typings only narrow `on()` incompatibly.
-  return new CheckedUnxz(chunkSize ? { chunkSize } : undefined) as unknown as Transform;
+/** What XzStream's protected `lzma` (the native liblzma stream) offers; see node-liblzma's NativeLZMA. */
+interface NativeXz {
+  codeSync(flush: number, input: Buffer, inOff: number, availIn: number, out: Buffer, outOff: number): [status: number, availIn: number, availOut: number];
+}
+
+/** Unxz for its native liblzma decoder, driven directly. */
+class NativeUnxz extends Unxz {
+  get native(): NativeXz {
+    return (this as unknown as { lzma: NativeXz }).lzma;
+  }
+}
+
+/**
+ * Synchronous xz decoding into one reused output buffer, for a worker thread: no thread-pool
+ * round trip and no buffer allocated per output piece. push() the input, then take pieces with
+ * next() until it returns undefined; each piece is valid only until the next call.
+ */
+export class XzSyncDecoder {
+  readonly #handle = new NativeUnxz();
+  readonly #out: Buffer;
+  readonly #footer = new FooterCheck();
+  #input: Buffer = Buffer.alloc(0);
+  #offset = 0;
+  #last = false;
+  #ended = false;
+
+  constructor(outputSize = 1024 * 1024) {
+    this.#out = Buffer.allocUnsafe(outputSize);
+  }
+
+  push(input: Buffer, last = false): void {
+    if (this.#offset < this.#input.length) throw new Error('XzSyncDecoder: push() before the previous input was taken');
+    if (input.length > 0) this.#footer.track(input);
+    this.#input = input;
+    this.#offset = 0;
+    this.#last = last;
+  }
+
+  next(): Buffer | undefined {
+    while (!this.#ended) {
+      const available = this.#input.length - this.#offset;
+      if (available === 0 && !this.#last) return undefined;
+      const [status, availIn, availOut] = this.#handle.native.codeSync(
+        this.#last ? LZMA_FINISH : LZMA_RUN, this.#input, this.#offset, available, this.#out, 0,
+      );
+      if (status !== LZMA_OK && status !== LZMA_STREAM_END) throw new Error(`xz: ${xzStatus(status)}`);
+      this.#offset += available - availIn;
+      if (status === LZMA_STREAM_END) {
+        this.#ended = true;
+        const bad = this.#footer.error();
+        if (bad || this.#offset < this.#input.length) throw bad ?? new Error('xz: trailing data after the end of the stream');
+      }
+      const used = this.#out.length - availOut;
+      if (used > 0) return this.#out.subarray(0, used);
+      if (!this.#ended && availIn === available && this.#last) throw new Error('xz: truncated input (the stream does not end)');
+    }
+    return undefined;
+  }
+
+  close(): void {
+    this.#handle.close();
+  }
+}
+
+const XZ_ERRORS: Record<number, string> = {
+  5: 'cannot allocate memory',
+  6: 'memory usage limit reached',
+  7: 'file format not recognized',
+  8: 'unsupported options',
+  9: 'compressed data is corrupt',
+  10: 'unexpected end of input',
+};
+
+function xzStatus(status: number): string {
+  return XZ_ERRORS[status] ?? `liblzma error ${status}`;
 }

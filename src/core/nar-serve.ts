@@ -1,5 +1,7 @@
-import { Readable } from 'node:stream';
-import type { ChunkRow } from '../db/schema.ts';
+import { pipeline, Readable, type Transform } from 'node:stream';
+import { constants as zlib, createBrotliCompress } from 'node:zlib';
+import { createXzStoredStream, xzStoredLength } from '../compression/xz-stored.ts';
+import type { ChunkRow, NarRow } from '../db/schema.ts';
 import { listNar, type NarListing } from '../nix/nar/listing.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { unavailable } from './errors.ts';
@@ -25,6 +27,37 @@ export async function openNarBody(store: ChunkStore, chunks: ChunkRow[], decompr
     for await (const piece of it) yield piece.data;
   }
   return Readable.from(body(), { objectMode: false, highWaterMark: 1 << 20 });
+}
+
+/**
+ * How a stored NAR is served: its stored zstd frames (`.nar.zst`), the NAR itself (`.nar`), or
+ * the NAR in the container a pulled-through path's narinfo named before it was ingested: a
+ * stored (uncompressed) .xz, or brotli at its fastest setting (on the libuv thread pool).
+ */
+export type NarEncoding = 'zstd' | 'none' | 'xz' | 'br';
+
+/** The Content-Length of a NAR served so; undefined when it is only known once sent (brotli). */
+export function encodedLength(nar: NarRow, encoding: NarEncoding): number | undefined {
+  switch (encoding) {
+    case 'zstd':
+      return nar.file_size;
+    case 'none':
+      return nar.nar_size;
+    case 'xz':
+      return xzStoredLength(nar.nar_size);
+    case 'br':
+      return undefined;
+  }
+}
+
+/** The body of a stored NAR in an encoding; an error while it streams aborts it (see openNarBody). */
+export async function openEncodedNar(store: ChunkStore, chunks: ChunkRow[], nar: NarRow, encoding: NarEncoding): Promise<Readable> {
+  const body = await openNarBody(store, chunks, encoding !== 'zstd');
+  let container: Transform;
+  if (encoding === 'xz') container = createXzStoredStream(nar.nar_size);
+  else if (encoding === 'br') container = createBrotliCompress({ params: { [zlib.BROTLI_PARAM_QUALITY]: 1, [zlib.BROTLI_PARAM_SIZE_HINT]: nar.nar_size } });
+  else return body;
+  return pipeline(body, container, () => {});
 }
 
 /**

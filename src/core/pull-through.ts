@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
-import type { NixCompression } from '../compression/codecs.ts';
+import { extensionFor, type NixCompression } from '../compression/codecs.ts';
 import { WorkerInputError, type NarSession, type NarSummary } from '../compression/pool.ts';
 import type { Database, NarRow } from '../db/schema.ts';
 import { findObject } from '../db/repos/objects.ts';
-import { findNarByHash, findNarChunks } from '../db/repos/nars.ts';
+import { findNarByHash } from '../db/repos/nars.ts';
 import { releaseLease, tryAcquireLease } from '../db/repos/leases.ts';
 import { findUpstreamLookup, findUpstreamLookupsByNar, saveUpstreamLookup } from '../db/repos/upstream-lookups.ts';
 import { narFingerprint } from '../nix/fingerprint.ts';
@@ -22,7 +22,6 @@ import { caProvesStorePath } from '../nix/content-address.ts';
 import type { ChunkStore } from './chunk-store.ts';
 import { ingestNar } from './ingest.ts';
 import { commitNar } from './nar-commit.ts';
-import { openNarBody } from './nar-serve.ts';
 import { foreignSignatures, renderNarInfo, signWithActiveKeys } from './narinfo.ts';
 import type { Cache } from './caches.ts';
 import { recordPath, type ValidPath } from './paths.ts';
@@ -52,36 +51,60 @@ export interface Log {
 }
 
 export interface PulledNar {
-  size: number;
+  /** The file's length, when known (the upstream's Content-Length or FileSize). */
+  size?: number;
   /** undefined for HEAD. */
   body?: Readable;
 }
 
-/** Formats Loft serves an upstream NAR from while it has not been ingested: `nar/<narhash>.nar`. */
-const PENDING_NAR_RE = /^([0-9a-df-np-sv-z]{52})\.nar$/;
+/**
+ * The file a pending upstream narinfo names: `nar/<narhash>.nar` plus the extension of the
+ * upstream's compression, which Loft passes on as it is (Nix decompresses it, as it would from
+ * the upstream). Once the NAR is ingested, the same names are served from it (the route's
+ * `<narhash>.nar.xz` and the like), so a narinfo a client kept stays valid.
+ */
+const PENDING_NAR_RE = /^([0-9a-df-np-sv-z]{52})\.nar(\.xz|\.zst|\.br)?$/;
 const SUPPORTED: ReadonlySet<string> = new Set<NixCompression>(['none', 'xz', 'zstd', 'br']);
 /** A replica ingesting an upstream NAR holds this lease; it renews it while the NAR arrives. */
 const LEASE_TTL_MS = 30_000;
 const LEASE_POLL_MS = 250;
-/** Decompression calls in flight to the worker, and the most bytes gathered into one while they are. */
-const DECODES_IN_FLIGHT = 2;
-const DECODE_BATCH = 1024 * 1024;
+/** Verification calls in flight to the worker, and the most bytes gathered into one while they are. */
+const VERIFY_CALLS_IN_FLIGHT = 2;
+const VERIFY_BATCH = 1024 * 1024;
 /** The longest an ingest waits for the other pulls' streams to end (#quiet). */
 const INGEST_DEFER_MS = 10_000;
+
+/** An upstream NAR this server is fetching. */
+interface NarFlight {
+  /** The file as downloaded, until the NAR is ingested. */
+  spoolFile: string;
+  /** Resolves with the file's length once the whole file is verified; rejects when it is refused. */
+  verified: Promise<number>;
+  /** The NAR, once ingested. */
+  stored: Promise<NarRow>;
+}
+
+/** What #pull reports to the request that started it, and to the requests that wait on it. */
+interface PullEvents {
+  /** The first byte is about to go to the client: its response may start, with this length. */
+  started(length: number | undefined): void;
+  verified(length: number): void;
+}
 
 /**
  * The read flow of a cache with upstreams (docs/architecture.md, "Pull-through"). A narinfo
  * the cache lacks is asked of its upstreams in order and accepted only when signed by one of
  * that upstream's keys (or proven by its CA field); it is remembered in the database and
- * served re-signed with the cache's key, naming `nar/<narhash>.nar`. The NAR is fetched when a
- * client asks for it: decompressed and streamed to that client while it is verified, then
- * ingested through the chunk pipeline and recorded as a path of the cache. A local upstream's
- * paths are recorded at once, on the NAR the base already holds.
+ * served re-signed with the cache's key, naming `nar/<narhash>.nar[.xz|.zst|.br]`. The NAR is
+ * fetched when a client asks for it and passed on as the upstream compressed it, while a worker
+ * decompresses, validates and hashes it; it is then ingested through the chunk pipeline and
+ * recorded as a path of the cache. A local upstream's paths are recorded at once, on the NAR
+ * the base already holds.
  */
 export class PullThrough {
   readonly #holder = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   readonly #narInfoFlights = new Map<string, Promise<string | null>>();
-  readonly #narFlights = new Map<string, Promise<NarRow>>();
+  readonly #narFlights = new Map<string, NarFlight>();
   readonly #clients = new Map<string, BinaryCacheClient>();
   /** Pulls of this server still streaming a NAR to its first client; ingests wait for none (see #quiet). */
   #streaming = 0;
@@ -102,33 +125,38 @@ export class PullThrough {
   }
 
   /**
-   * A NAR named by a pending upstream narinfo of the cache (`<narhash>.nar`), or undefined.
-   * Concurrent requests for it share one upstream download; the first is streamed the bytes as
-   * they arrive, the others are served the ingested NAR.
+   * The file named by a pending upstream narinfo of the cache; 'stored' when its NAR is stored
+   * now (the caller serves it from there); undefined when no such narinfo names it. Concurrent requests share one
+   * upstream download; the first is streamed the bytes as they arrive, the others are served the
+   * downloaded file once it is verified.
    */
-  async openNar(cache: Cache, file: string, head: boolean, log: Log): Promise<PulledNar | undefined> {
+  async openNar(cache: Cache, file: string, head: boolean, log: Log): Promise<PulledNar | 'stored' | undefined> {
     const m = PENDING_NAR_RE.exec(file);
     if (!m || upstreamsOf(cache).length === 0) return undefined;
     const narHash = `sha256:${m[1]}`;
     const [lookup] = await findUpstreamLookupsByNar(this.d.db, cache.id, narHash, Date.now());
     if (!lookup?.narinfo || !lookup.upstream) return undefined;
     const info = parseNarInfo(lookup.narinfo, cache.store_dir);
-    if (head) return { size: info.narSize };
+    if (`nar/${file}` !== pendingUrl(info)) return undefined;
     const upstream = upstreamsOf(cache).find((u) => upstreamLabel(u) === lookup.upstream);
     if (!upstream || isLocalUpstream(upstream)) return undefined;
+    if (head) return { size: info.fileSize };
 
-    const flight = this.#narFlights.get(narHash);
-    if (!flight) {
-      const stored = await findNarByHash(this.d.db, narHash);
-      if (!stored) {
-        const live = await this.#startPull(cache, info, upstream, log);
-        if (live) return { size: info.narSize, body: live };
-      }
+    let flight = this.#narFlights.get(narHash);
+    if (!flight && !(await findNarByHash(this.d.db, narHash))) {
+      const live = await this.#startPull(cache, info, upstream, log);
+      if (live) return live;
+      flight = this.#narFlights.get(narHash);
     }
-    // Someone else brings (or brought) the NAR: this server, another replica, or a push.
-    const nar = await (this.#narFlights.get(narHash) ?? this.#awaitOtherReplica(narHash));
-    await this.#recordPending(cache, nar);
-    return { size: nar.nar_size, body: await openNarBody(this.d.store, await findNarChunks(this.d.db, nar.id), true) };
+    if (flight) {
+      const size = await flight.verified;
+      // Opened before the ingest removes it, the file stays readable to the end.
+      const spool = await open(flight.spoolFile).catch(() => undefined);
+      if (spool) return { size, body: spool.createReadStream({ highWaterMark: 1 << 20 }) };
+    }
+    // The NAR is (or is being) stored: by this server, another replica, or a push.
+    await this.#recordPending(cache, await (flight?.stored ?? this.#awaitOtherReplica(narHash)));
+    return 'stored';
   }
 
   async #lookUp(cache: Cache, hash: string, log: Log): Promise<string | null> {
@@ -210,15 +238,14 @@ export class PullThrough {
     return own ? renderNarInfo(this.d.db, cache, own) : null;
   }
 
-  /** An upstream narinfo as this cache serves it before the NAR is here: uncompressed, signed by the cache too. */
+  /** An upstream narinfo as this cache serves it before the NAR is here: its file passed on, signed by the cache too. */
   #renderPending(cache: Cache, info: NarInfo): string {
     const sigs = signWithActiveKeys(cache, narFingerprint(info.storePath, info.narHash, info.narSize, info.references, cache.store_dir));
+    // No FileHash or FileSize: once the NAR is ingested, the same URL is served from Loft's copy.
     return formatNarInfo({
       storePath: info.storePath,
-      url: `nar/${info.narHash.slice('sha256:'.length)}.nar`,
-      compression: 'none',
-      fileHash: info.narHash,
-      fileSize: info.narSize,
+      url: pendingUrl(info),
+      compression: info.compression,
       narHash: info.narHash,
       narSize: info.narSize,
       references: info.references,
@@ -230,10 +257,10 @@ export class PullThrough {
 
   /**
    * Takes the NAR's lease and starts the download; undefined when another replica holds the
-   * lease. The returned stream is the first client's body, handed over once its first byte is
-   * verified to be coming: a NAR refused before that is an error response, not a cut 200.
+   * lease. The returned body is the first client's, handed over once its first byte is coming:
+   * a NAR refused before that is an error response, not a cut 200.
    */
-  async #startPull(cache: Cache, info: NarInfo, upstream: StoredHttpUpstream, log: Log): Promise<Readable | undefined> {
+  async #startPull(cache: Cache, info: NarInfo, upstream: StoredHttpUpstream, log: Log): Promise<PulledNar | undefined> {
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     if (!(await tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS))) return undefined;
     // Between our check and the lease, this server may have started the same pull.
@@ -241,46 +268,54 @@ export class PullThrough {
     const client = new PassThrough({ highWaterMark: 1 << 20 });
     client.on('error', () => {}); // a refused NAR destroys it; the response (if any) is cut short by that
     const label = upstreamLabel(upstream);
-    let started!: () => void;
-    const firstByte = new Promise<void>((resolve) => (started = resolve));
-    const flight = this.#pull(cache, info, upstream, client, started, log)
+    const spoolFile = path.join(os.tmpdir(), `loft-pull-${randomUUID()}`);
+    let started!: (length: number | undefined) => void;
+    const headers = new Promise<number | undefined>((resolve) => (started = resolve));
+    let verified!: (length: number) => void;
+    let refused!: (e: Error) => void;
+    const verdict = new Promise<number>((resolve, reject) => ((verified = resolve), (refused = reject)));
+    verdict.catch(() => {}); // awaited by the requests that wait on this pull, if any
+    const stored = this.#pull(cache, info, upstream, client, spoolFile, { started, verified }, log)
       .catch((e: Error) => {
         client.destroy(e);
         if (e instanceof UpstreamError) this.d.observer.error(label, e.reason);
         log.warn({ upstream: label, path: info.storePath, err: e.message }, 'upstream NAR refused; nothing was stored');
-        throw unavailable(`the NAR of ${info.storePath} could not be fetched from its upstream: ${e.message}`);
+        const answer = unavailable(`the NAR of ${info.storePath} could not be fetched from its upstream: ${e.message}`);
+        refused(answer);
+        throw answer;
       })
       .finally(() => {
         this.#narFlights.delete(info.narHash);
         void releaseLease(this.d.db, lease, this.#holder).catch(() => {});
+        void rm(spoolFile, { force: true });
       });
-    this.#narFlights.set(info.narHash, flight);
-    await Promise.race([firstByte, flight]);
-    return client;
+    this.#narFlights.set(info.narHash, { spoolFile, verified: verdict, stored });
+    const size = await Promise.race([headers, stored.then(() => undefined)]);
+    return { size, body: client };
   }
 
   /**
-   * Download → decompress, validate and hash in a worker session (the event loop only moves
-   * bytes) → spool to a temporary file and stream to the client; the last piece reaches the
-   * client only once the NAR's hash and size are verified, so a wrong NAR is always cut short.
-   * The session's tasks go first on its worker, ahead of any ingest. The verified NAR is then
-   * ingested from the spool file: the client gets the NAR at the speed of the download and the
-   * decompression, not of chunking and compression, and memory stays bounded whatever the NAR size.
+   * Download → spool to a temporary file and pass on to the client as it is, while a worker
+   * session decompresses, validates and hashes it (the event loop only moves bytes; the
+   * session's tasks go first on its worker, ahead of any ingest). The last piece reaches the
+   * client only once the NAR's hash and size, and the file's hash when the upstream gave one,
+   * are verified, so a wrong NAR is always cut short. The verified NAR is then ingested from
+   * the spool file: the client gets the NAR at the speed of the download, not of chunking and
+   * compression, and memory stays bounded whatever the NAR size.
    */
   async #pull(
     cache: Cache,
     info: NarInfo,
     upstream: StoredHttpUpstream,
     client: PassThrough,
-    firstByte: () => void,
+    spoolFile: string,
+    events: PullEvents,
     log: Log,
   ): Promise<NarRow> {
     const label = upstreamLabel(upstream);
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     const renew = setInterval(() => void tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS).catch(() => {}), LEASE_TTL_MS / 3);
     const started = performance.now();
-    const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'loft-pull-'));
-    const spoolFile = path.join(spoolDir, 'nar');
     let fileBytes = 0;
     let session: NarSession | undefined;
     let streaming = true;
@@ -293,76 +328,71 @@ export class PullThrough {
     try {
       if (info.narSize > this.d.maxNarSize) throw new Error(`the NAR (${info.narSize} bytes) exceeds the server limit of ${this.d.maxNarSize} bytes`);
       const file = await this.#client(upstream).nar(info.url);
+      if (file.length !== undefined && info.fileSize !== undefined && file.length !== info.fileSize) {
+        throw new Error(`the upstream sends ${file.length} bytes, its narinfo's FileSize says ${info.fileSize}`);
+      }
+      const length = file.length ?? info.fileSize;
       const compression = info.compression as NixCompression;
       session = this.d.store.pool.openSession({
         compression,
         maxNarSize: info.narSize, // a longer NAR fails in the worker as soon as it is longer
         listingCap: 0,
-        returnNar: true,
         urgent: true,
         inputName: info.url,
       });
-      const spool = createWriteStream(spoolFile);
+      const spool = createWriteStream(spoolFile, { highWaterMark: 4 << 20 });
       const spoolClosed = new Promise<void>((resolve, reject) => spool.once('close', resolve).once('error', reject));
       let held: Buffer | undefined;
-      const emit = async (pieces: Buffer[]) => {
-        for (const nar of pieces) {
-          if (nar.length === 0) continue;
-          if (held) {
-            firstByte();
-            await put(client, held);
-          }
-          held = nar;
-        }
-      };
-      // Download pieces go to the worker as they come, two calls in flight; while both are busy
-      // the next pieces are gathered into one call of up to DECODE_BATCH bytes.
-      const inFlight: Array<{ nar: Promise<Buffer[]>; done?: Buffer[] }> = [];
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
-      const send = () => {
-        // Always a copy: the batch is transferred to the worker, and the spool may still hold the pieces.
-        const batch = Buffer.concat(pending, pendingBytes);
-        pending = [];
-        pendingBytes = 0;
-        const call: { nar: Promise<Buffer[]>; done?: Buffer[] } = { nar: session!.decode(batch) };
-        call.nar.then((b) => (call.done = b), () => {});
-        inFlight.push(call);
+      // The worker reads the spool file itself as it grows (no bytes cross threads), two calls in
+      // flight; while both are busy, it is told of more once VERIFY_BATCH bytes are written.
+      let spooled = 0;
+      let told = 0;
+      const inFlight: Array<{ call: Promise<unknown>; done?: true }> = [];
+      const tell = () => {
+        const entry: { call: Promise<unknown>; done?: true } = { call: session!.inputFile(spoolFile, spooled) };
+        entry.call.then(() => (entry.done = true), () => {});
+        inFlight.push(entry);
+        told = spooled;
       };
       let summary: NarSummary;
       try {
-        for await (const piece of file) {
+        for await (const piece of file.body) {
           fileBytes += piece.length;
-          await put(spool, piece);
-          pending.push(piece);
-          pendingBytes += piece.length;
-          while (inFlight[0]?.done) await emit(inFlight.shift()!.done!);
-          while (inFlight.length >= DECODES_IN_FLIGHT && pendingBytes >= DECODE_BATCH) await emit(await inFlight.shift()!.nar);
-          if (inFlight.length < DECODES_IN_FLIGHT) send();
+          await put(spool, piece, () => (spooled += piece.length));
+          if (held) {
+            events.started(length);
+            await put(client, held);
+          }
+          held = piece;
+          while (inFlight[0]?.done) await inFlight.shift()!.call;
+          while (inFlight.length >= VERIFY_CALLS_IN_FLIGHT && spooled - told >= VERIFY_BATCH) await inFlight.shift()!.call;
+          if (inFlight.length < VERIFY_CALLS_IN_FLIGHT && spooled > told) tell();
         }
-        if (pendingBytes > 0) send();
-        while (inFlight.length > 0) await emit(await inFlight.shift()!.nar);
-        const last = await session.end();
-        await emit(last.nar);
-        summary = last.summary;
+        spool.end();
+        await spoolClosed;
+        if (spooled > told) tell();
+        for (const entry of inFlight.splice(0)) await entry.call;
+        summary = (await session.end()).summary;
       } catch (e) {
         throw verificationError(e, info);
       } finally {
-        spool.end();
+        if (!spool.writableEnded) spool.end();
         await spoolClosed;
       }
-      const size = summary.narSize;
-      if (size !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${size} bytes`);
+      if (summary.narSize !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${summary.narSize} bytes`);
       if (summary.narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${summary.narHash}`);
-      firstByte();
+      const fileHashError = fileHashMismatch(info, summary, fileBytes);
+      if (fileHashError) throw new Error(fileHashError);
+      events.verified(fileBytes);
+      events.started(length);
       if (held) await put(client, held);
       client.end();
       session.close();
       session = undefined;
       streamed();
       await this.#quiet();
-      // The spool holds the file as downloaded (fewer bytes to write while the client waits); the
-      // ingest decompresses it again, and must find the NAR that was verified.
+      // The spool holds the file as downloaded; the ingest decompresses it again, and must find
+      // the NAR that was verified.
       const ingested = await ingestNar(this.d.db, this.d.store, createReadStream(spoolFile, { highWaterMark: 1 << 20 }), {
         chunking: this.d.chunking,
         maxNarSize: this.d.maxNarSize,
@@ -375,7 +405,7 @@ export class PullThrough {
       const nar = await commitNar(this.d.db, this.d.store, ingested.chunks, ingested, { verifyContent: false });
       await this.#recordPending(cache, nar);
       this.d.observer.narFetched(label, fileBytes, (performance.now() - started) / 1000);
-      log.info({ upstream: label, path: info.storePath, narSize: size, newChunkBytes: ingested.newChunkBytes }, 'pulled through from upstream');
+      log.info({ upstream: label, path: info.storePath, narSize: info.narSize, newChunkBytes: ingested.newChunkBytes }, 'pulled through from upstream');
       return nar;
     } catch (e) {
       if (!(e instanceof UpstreamError)) this.d.observer.error(label, 'verification');
@@ -384,7 +414,6 @@ export class PullThrough {
       streamed();
       session?.close();
       clearInterval(renew);
-      await rm(spoolDir, { recursive: true, force: true });
     }
   }
 
@@ -484,6 +513,20 @@ function validPathOf(info: NarInfo, cache: Cache): ValidPath {
   };
 }
 
+/** `nar/<narhash>.nar` and the extension of the upstream file's compression (PENDING_NAR_RE). */
+function pendingUrl(info: NarInfo): string {
+  return `nar/${info.narHash.slice('sha256:'.length)}.nar${extensionFor(info.compression as NixCompression)}`;
+}
+
+/** Why the downloaded file is not the one the upstream's narinfo describes, if it is not. */
+function fileHashMismatch(info: NarInfo, summary: NarSummary, fileBytes: number): string | undefined {
+  if (info.fileSize !== undefined && fileBytes !== info.fileSize) return `FileSize mismatch: the narinfo says ${info.fileSize}, the file has ${fileBytes} bytes`;
+  // An uncompressed file's hash is its NarHash, checked already; other kinds than sha256 are not checked.
+  if (info.fileHash === undefined || summary.inputHash === undefined || !info.fileHash.startsWith('sha256:')) return undefined;
+  const expected = parseSha256(info.fileHash).toString('hex');
+  return expected === summary.inputHash ? undefined : `FileHash mismatch: the narinfo says ${info.fileHash}, the file hashes to sha256:${summary.inputHash}`;
+}
+
 /** The worker's verdict on an upstream NAR, as the reason it is refused (an UpstreamError of the download stays one). */
 function verificationError(e: unknown, info: NarInfo): unknown {
   if (!(e instanceof WorkerInputError)) return e;
@@ -497,10 +540,13 @@ function verificationError(e: unknown, info: NarInfo): unknown {
   }
 }
 
-/** Writes with backpressure; a stream that was closed (a client gone) takes nothing and does not block. */
-function put(s: Writable, b: Buffer): Promise<void> | undefined {
+/**
+ * Writes with backpressure; a stream that was closed (a client gone) takes nothing and does not
+ * block. `written` is called once the bytes are out (in the file, for a file).
+ */
+function put(s: Writable, b: Buffer, written?: () => void): Promise<void> | undefined {
   if (s.destroyed || s.writableEnded) return;
-  if (s.write(b)) return;
+  if (s.write(b, written && ((e) => !e && written()))) return;
   return new Promise((resolve) => {
     const done = () => {
       s.off('drain', done);

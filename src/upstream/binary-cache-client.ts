@@ -74,12 +74,13 @@ export class BinaryCacheClient {
   }
 
   /**
-   * Opens a NAR file (`URL:` of a narinfo, relative to the cache URL). The body is yielded as
-   * it arrives; a silence longer than the timeout aborts it. The slot is held until the body
+   * Opens a NAR file (`URL:` of a narinfo, relative to the cache URL): its length when the
+   * upstream says it, and the body, yielded as it arrives; a silence longer than the timeout
+   * aborts it, and a body shorter than its length is an error. The slot is held until the body
    * ends or the consumer stops. Downloaded with node:http(s) rather than fetch: its socket
    * Buffers go on as they are, where a web stream costs the event loop about as much again.
    */
-  async nar(fileUrl: string): Promise<AsyncGenerator<Buffer>> {
+  async nar(fileUrl: string): Promise<{ length?: number; body: AsyncGenerator<Buffer> }> {
     const release = await this.#slots.acquire();
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.limits.timeoutMs);
@@ -114,7 +115,8 @@ export class BinaryCacheClient {
       }
     }
     timer.refresh();
-    return body();
+    const length = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
+    return { length: Number.isSafeInteger(length) ? length : undefined, body: body() };
   }
 
   readonly #agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };

@@ -3,16 +3,21 @@
 // Nix substituting from Loft, on SQLite + disk and PostgreSQL + S3.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { brotliDecompressSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { nixUnavailable, postgresUnavailable, skipUnless } from '../helpers/env.ts';
 import { copyToFileCache, generateUpstreamKey, serveFakeUpstream, type FakeUpstream, type UpstreamKeys } from '../helpers/fake-upstream.ts';
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../helpers/nix.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { randomStorePath } from '../helpers/nar.ts';
+import { extensionFor } from '../../src/compression/codecs.ts';
+import { formatSha256Nix32 } from '../../src/nix/hash.ts';
 import { parseNarInfo } from '../../src/nix/narinfo.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { createServices } from '../../src/server/services.ts';
@@ -56,6 +61,17 @@ function upstreamFixture(): Promise<UpstreamFixture> {
 }
 
 const hashOf = (storePath: string) => path.basename(storePath).slice(0, 32);
+
+/** The NarHash of a NAR file as a narinfo's Compression says it is compressed, decoded by xz, zstd or zlib (not by Loft). */
+function narHashOf(file: Buffer, compression: string): string {
+  const decode: Record<string, (b: Buffer) => Buffer> = {
+    none: (b) => b,
+    xz: (b) => execFileSync('xz', ['-dc'], { input: b, maxBuffer: 1 << 30 }),
+    zstd: (b) => execFileSync('zstd', ['-dcq'], { input: b, maxBuffer: 1 << 30 }),
+    br: (b) => brotliDecompressSync(b),
+  };
+  return formatSha256Nix32(createHash('sha256').update(decode[compression](file)).digest());
+}
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -203,6 +219,8 @@ for (const { db, storage } of SETUPS) {
         [f.noneDir, f.corpus.tree, flip('19999', '19998'), true],
         // xz with flipped bytes: it does not decompress.
         [f.xzDir, f.corpus.leaf, undefined, false],
+        // The same NAR compressed again: not the file whose FileHash the narinfo gives.
+        [f.xzDir, f.corpus.leaf, (b: Buffer) => execFileSync('xz', ['-1', '-c'], { input: execFileSync('xz', ['-dc'], { input: b }) }), false],
       ] as const) {
         const up = await upstream(dir);
         const c = await cacheOver(up);
@@ -245,16 +263,16 @@ for (const { db, storage } of SETUPS) {
       assert.equal(new Set(texts).size, 1);
       assert.equal(up.count(new RegExp(`^/${tree}\\.narinfo$`)), 1);
       const info = parseNarInfo(texts[0]);
-      const hashes = await Promise.all(Array.from({ length: 100 }, async () => {
+      assert.equal(info.compression, 'xz', "the upstream's file is passed on as it is");
+      const nars = await Promise.all(Array.from({ length: 100 }, async () => {
         const res = await server.fetch(`/${c.name}/${info.url}`);
         assert.equal(res.status, 200);
-        return `sha256:${createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex')}`;
+        return narHashOf(Buffer.from(await res.arrayBuffer()), info.compression);
       }));
-      const expected = `sha256:${createHash('sha256').update(Buffer.from(await (await server.fetch(`/${c.name}/${info.url}`)).arrayBuffer())).digest('hex')}`;
-      assert.deepEqual(new Set(hashes), new Set([expected]));
+      assert.deepEqual(new Set(nars), new Set([info.narHash]));
       assert.equal(up.count(/^\/nar\//), 1);
-      const stored = await server.services.kysely.selectFrom('nars').select('nar_hash').where('nar_hash', '=', info.narHash).executeTakeFirst();
-      assert.ok(stored, 'the NAR is stored, verified against its NarHash');
+      await until('the NAR to be stored, verified against its NarHash', async () =>
+        (await server.services.kysely.selectFrom('nars').select('nar_hash').where('nar_hash', '=', info.narHash).executeTakeFirst()) !== undefined);
     });
 
     await t.test('two replicas on one database: the NAR is fetched and ingested once', async () => {
@@ -273,10 +291,11 @@ for (const { db, storage } of SETUPS) {
         up.slowDelayMs = 1; // a few seconds for its 8 MiB
         const first = server.fetch(`/${c.name}/${info.url}`).then(async (r) => Buffer.from(await r.arrayBuffer()));
         await until('the first replica to start the download', async () => up.count(/^\/nar\//) === 1, 10_000);
+        // The second waits for the first's ingest and serves its copy: the same NAR in another xz file.
         const second = fetch(`${other}/${c.name}/${info.url}`).then(async (r) => Buffer.from(await r.arrayBuffer()));
         const [a, b] = await Promise.all([first, second]);
-        assert.equal(a.length, info.narSize);
-        assert.ok(a.equals(b), 'both replicas serve the same NAR');
+        assert.equal(narHashOf(a, 'xz'), info.narHash);
+        assert.equal(narHashOf(b, 'xz'), info.narHash, 'both replicas serve the same NAR');
         assert.equal(up.count(/^\/nar\//), 1, 'one upstream download for both replicas');
         assert.equal(await countRows(server, 'nars', (q: any) => q.where('nar_hash', '=', info.narHash)), 1);
       } finally {
@@ -312,6 +331,46 @@ for (const { db, storage } of SETUPS) {
       assert.equal(res.status, 503, 'the upstream never sent the headers');
       assert.ok(Date.now() - narStarted < 20_000);
       await nothingStored(c.name);
+    });
+
+    // After the hanging upstream's subtest: this one stores the leaf's NAR.
+    await t.test('the file a pending narinfo names is served from Loft\'s copy once ingested; Nix pulls with the narinfo it kept', async () => {
+      for (const compression of ['xz', 'zstd', 'br', 'none'] as const) {
+        // A path of its own: a NAR Loft already holds is served as stored, never as pending.
+        const src = path.join(tmp.path, `kept-src-${compression}`);
+        await writeFile(src, `${compression} ${randomStorePath().hash}\n`.repeat(5000));
+        const storePath = await nix(['--add', src], nixEnv(tmp.path), 'nix-store');
+        const hash = hashOf(storePath);
+        const dir = path.join(tmp.path, `kept-${compression}`);
+        await copyToFileCache(dir, [storePath], f.keys, compression);
+        const up = await upstream(dir);
+        const c = await cacheOver(up);
+        // Nix asks for the narinfo and keeps it in its narinfo cache; path-info fetches no NAR.
+        const client = path.join(tmp.path, `kept-client-${compression}`);
+        const env = nixEnv(client, [`trusted-public-keys = ${c.key}`]);
+        await nix(['path-info', '--store', `${server.url}/${c.name}`, storePath], env);
+        const pending = parseNarInfo(await (await narinfo(c.name, hash)).text());
+        assert.equal(pending.compression, compression, "the upstream's file is passed on as it is");
+        assert.equal(pending.url, `nar/${pending.narHash.slice('sha256:'.length)}.nar${extensionFor(compression)}`);
+        const passed = await server.fetch(`/${c.name}/${pending.url}`);
+        assert.equal(passed.status, 200);
+        assert.equal(narHashOf(Buffer.from(await passed.arrayBuffer()), compression), pending.narHash);
+        await until('the NAR to be ingested', async () => parseNarInfo(await (await narinfo(c.name, hash)).text()).url !== pending.url);
+        await up.close(); // from now on only Loft's copy can answer
+
+        const kept = await server.fetch(`/${c.name}/${pending.url}`);
+        assert.equal(kept.status, 200);
+        const body = Buffer.from(await kept.arrayBuffer());
+        if (kept.headers.has('content-length')) assert.equal(body.length, Number(kept.headers.get('content-length')));
+        assert.equal(narHashOf(body, compression), pending.narHash, `${compression}: the same NAR from Loft's copy`);
+        const diskCache = new Database(path.join(client, 'xdg-cache/nix/binary-cache-v6.sqlite'), { readonly: true });
+        const cached = diskCache.prepare('select url from NARs where hashPart = ?').get(hash) as { url: string } | undefined;
+        diskCache.close();
+        assert.equal(cached?.url, pending.url, "Nix's narinfo cache holds the pending narinfo");
+        const store = path.join(tmp.path, `store-kept-${compression}`);
+        await nix(['--store', store, '-r', storePath, '--option', 'substituters', `${server.url}/${c.name}`, '--option', 'require-sigs', 'true'], env, 'nix-store');
+        await verifyStore(tmp.path, `kept-${compression}`, [storePath], c.key, [storePath]);
+      }
     });
 
     await t.test('an upstream miss is remembered for the negative TTL', async () => {

@@ -6,7 +6,7 @@ import { isValidStorePathHash } from '../../nix/store-path.ts';
 import { findObject } from '../../db/repos/objects.ts';
 import { findNarChunks, findNarInCache, findNarListing, findNarUpload } from '../../db/repos/nars.ts';
 import { renderNarInfo } from '../../core/narinfo.ts';
-import { listStoredNar, openNarBody } from '../../core/nar-serve.ts';
+import { encodedLength, listStoredNar, openEncodedNar, type NarEncoding } from '../../core/nar-serve.ts';
 import { receiveNixNar, receiveNixNarInfo } from '../../core/push.ts';
 import { badRequest, notFound } from '../../core/errors.ts';
 import type { NarRow } from '../../db/schema.ts';
@@ -85,17 +85,22 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
 
   app.get<{ Params: FileParams }>('/:cache/nar/:file', async (req, reply) => {
     const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
-    const target = await resolveNarFile(s, cache.id, req.params.file);
-    if (!target || (target.uploadOnly && req.method !== 'HEAD')) {
-      const pulled = !target && (await s.pullThrough.openNar(cache, req.params.file, req.method === 'HEAD', req.log));
-      if (!pulled) throw notFound(`no such NAR '${req.params.file}' in cache '${cache.name}'`);
-      // Only a verified NAR reaches its last byte: a refused one is cut short of this length.
-      reply.header('content-type', 'application/x-nix-nar').header('content-length', pulled.size);
-      reply.raw.once('finish', () => s.metrics.bytesServed.inc(pulled.size));
-      return reply.send(pulled.body ?? Readable.from([]));
+    let target = await resolveNarFile(s, cache.id, req.params.file);
+    if (!target) {
+      const pulled = await s.pullThrough.openNar(cache, req.params.file, req.method === 'HEAD', req.log);
+      if (pulled && pulled !== 'stored') {
+        // Only a verified NAR reaches its last byte: a refused one is cut short of this length.
+        const { size } = pulled;
+        reply.header('content-type', 'application/x-nix-nar');
+        if (size !== undefined) reply.header('content-length', size).raw.once('finish', () => s.metrics.bytesServed.inc(size));
+        return reply.send(pulled.body ?? Readable.from([]));
+      }
+      // The pull-through flow has just stored it (or another replica did).
+      if (pulled === 'stored') target = await resolveNarFile(s, cache.id, req.params.file);
     }
+    if (!target || (target.uploadOnly && req.method !== 'HEAD')) throw notFound(`no such NAR '${req.params.file}' in cache '${cache.name}'`);
     if (req.method === 'GET') s.accessTracker.touchNar(cache.id, target.nar.id);
-    return sendNar(s, req, reply, target.nar, target.decompress);
+    return sendNar(s, req, reply, target.nar, target.encoding);
   });
 
   app.put<{ Params: FileParams }>('/:cache/nar/:file', async (req, reply) => {
@@ -117,43 +122,46 @@ function splitFile(file: string): [string, string] {
 }
 
 /**
- * A NAR is served as `<filehash>.nar.zst` (what our narinfos name) or as
- * `<narhash>.nar` (decompressed). A file that `nix copy` uploaded under its
- * own name answers HEAD (so Nix skips re-uploading it) but is not served:
+ * A NAR is served as `<filehash>.nar.zst` (what our narinfos name), as `<narhash>.nar`
+ * (decompressed), and as `<narhash>.nar.xz`, `.nar.zst` or `.nar.br` (what a pulled-through
+ * path's narinfo named before it was ingested: see NarEncoding). A file that `nix copy`
+ * uploaded under its own name answers HEAD (so Nix skips re-uploading it) but is not served:
  * its compressed bytes were not kept.
  */
 async function resolveNarFile(
   s: Services,
   cacheId: number,
   file: string,
-): Promise<{ nar: NarRow; decompress: boolean; uploadOnly?: boolean } | undefined> {
-  const m = /^([0-9a-df-np-sv-z]{52})\.nar(\.zst)?$/.exec(file);
+): Promise<{ nar: NarRow; encoding: NarEncoding; uploadOnly?: boolean } | undefined> {
+  const m = /^([0-9a-df-np-sv-z]{52})\.nar(?:\.(zst|xz|br))?$/.exec(file);
   if (m) {
-    const nar = m[2]
-      ? await findNarInCache(s.kysely, cacheId, { fileHash: `sha256:${m[1]}` })
-      : await findNarInCache(s.kysely, cacheId, { narHash: `sha256:${m[1]}` });
-    if (nar) return { nar, decompress: !m[2] };
+    const encoding = ({ zst: 'zstd', xz: 'xz', br: 'br' } as const)[m[2] as 'zst' | 'xz' | 'br'] ?? 'none';
+    const nar =
+      (encoding === 'zstd' && (await findNarInCache(s.kysely, cacheId, { fileHash: `sha256:${m[1]}` }))) ||
+      (await findNarInCache(s.kysely, cacheId, { narHash: `sha256:${m[1]}` }));
+    if (nar) return { nar, encoding };
   }
   const uploaded = await findNarUpload(s.kysely, cacheId, file);
-  return uploaded ? { nar: uploaded, decompress: false, uploadOnly: true } : undefined;
+  return uploaded ? { nar: uploaded, encoding: 'zstd', uploadOnly: true } : undefined;
 }
 
-async function sendNar(s: Services, req: FastifyRequest, reply: FastifyReply, nar: NarRow, decompress: boolean) {
-  const length = decompress ? nar.nar_size : nar.file_size;
-  reply.header('content-type', 'application/x-nix-nar').header('content-length', length);
+async function sendNar(s: Services, req: FastifyRequest, reply: FastifyReply, nar: NarRow, encoding: NarEncoding) {
+  const length = encodedLength(nar, encoding);
+  reply.header('content-type', 'application/x-nix-nar');
+  if (length !== undefined) reply.header('content-length', length);
   reply.header('cache-control', 'public, max-age=31536000, immutable');
   // Fastify's HEAD handling keeps our Content-Length only for a stream payload.
   if (req.method === 'HEAD') return reply.send(Readable.from([]));
   const chunks = await findNarChunks(s.kysely, nar.id);
   // A NAR whose frames are one whole pack object is that .nar.zst: let the client fetch it from the bucket.
-  const location = decompress ? undefined : await s.chunkStore.redirectUrl(chunks, nar.file_size, presignExpirySeconds(s));
+  const location = encoding === 'zstd' ? await s.chunkStore.redirectUrl(chunks, nar.file_size, presignExpirySeconds(s)) : undefined;
   if (location) {
     reply.removeHeader('content-type').removeHeader('content-length');
     // The URL expires: the redirect itself must not be cached like the immutable body.
     return reply.code(302).header('location', location).header('cache-control', 'no-store').send();
   }
-  const body = await openNarBody(s.chunkStore, chunks, decompress);
-  reply.raw.once('finish', () => s.metrics.bytesServed.inc(length));
+  const body = await openEncodedNar(s.chunkStore, chunks, nar, encoding);
+  if (length !== undefined) reply.raw.once('finish', () => s.metrics.bytesServed.inc(length));
   return reply.send(body);
 }
 

@@ -152,44 +152,79 @@ test('a NAR session cuts, hashes and lists a NAR in its worker, exactly as the m
   }
 });
 
-test('a returnNar session gives back the NAR an xz file decompresses to, in order, and hashes it; urgent calls go first', async () => {
+test('an urgent verification session hashes the NAR an xz file decompresses to, and the file; its calls go first', async () => {
   const { makeNar, deterministicBytes, sha256Nix32 } = await import('../../helpers/nar.ts');
+  const { createHash } = await import('node:crypto');
   const { xzSync } = await import('node-liblzma');
-  const nar = await makeNar({ big: deterministicBytes('returned', 3_000_000), text: Buffer.from('x'.repeat(2_000_000)) });
+  const nar = await makeNar({ big: deterministicBytes('verified', 3_000_000), text: Buffer.from('x'.repeat(2_000_000)) });
   const xz = xzSync(nar, { preset: 1 });
   const pool = new ChunkWorkerPool({ threads: 1 });
   try {
     // An ingest-like session queued ahead on the same (only) worker.
     const other = pool.openSession({ compression: 'none', maxNarSize: 1 << 30, listingCap: 1 << 20 });
-    const session = pool.openSession({ compression: 'xz', maxNarSize: nar.length, listingCap: 0, returnNar: true, urgent: true });
+    const session = pool.openSession({ compression: 'xz', maxNarSize: nar.length, listingCap: 0, urgent: true });
     const order: string[] = [];
     const background = Array.from({ length: 4 }, () => other.input(Buffer.alloc(0)).then(() => order.push('other')));
-    const out: Buffer[] = [];
     for (let i = 0; i < xz.length; i += 65_536) {
-      const piece = session.decode(Buffer.from(xz.subarray(i, i + 65_536)));
+      const piece = session.input(Buffer.from(xz.subarray(i, i + 65_536)));
       if (i === 0) void piece.then(() => order.push('urgent'));
-      out.push(...(await piece));
+      assert.deepEqual(await piece, [], 'no chunks without chunking');
     }
     const end = await session.end();
-    out.push(...end.nar);
-    assert.ok(Buffer.concat(out).equals(nar));
     assert.equal(end.summary.narHash, sha256Nix32(nar));
     assert.equal(end.summary.narSize, nar.length);
+    assert.equal(end.summary.inputHash, createHash('sha256').update(xz).digest('hex'));
     await Promise.all(background);
     assert.ok(order.indexOf('urgent') <= 1, `the urgent call ran ahead of most queued ones: ${order.join(', ')}`);
     session.close();
     other.close();
     // A longer NAR than announced fails in the worker.
-    const short = pool.openSession({ compression: 'xz', maxNarSize: nar.length - 1, listingCap: 0, returnNar: true, urgent: true });
+    const short = pool.openSession({ compression: 'xz', maxNarSize: nar.length - 1, listingCap: 0, urgent: true });
     await assert.rejects(
       (async () => {
-        await short.decode(Buffer.from(xz));
+        await short.input(Buffer.from(xz));
         await short.end();
       })(),
       { name: 'WorkerInputError', failure: 'too_large' },
     );
   } finally {
     await pool.close();
+  }
+});
+
+test('a session reads its input from a file as it grows (xz, and a raw NAR it cuts), as from bytes sent to it', async () => {
+  const { makeNar, deterministicBytes, sha256Nix32 } = await import('../../helpers/nar.ts');
+  const { chunkBuffer, DEFAULT_CHUNKING } = await import('../../../src/chunking/fastcdc.ts');
+  const { xzSync } = await import('node-liblzma');
+  const { makeTempDir } = await import('../../helpers/tmp.ts');
+  const { appendFile, writeFile } = await import('node:fs/promises');
+  const tmp = await makeTempDir('loft-pool-file-');
+  const nar = await makeNar({ big: deterministicBytes('from a file', 5_000_000), small: Buffer.from('x') });
+  const pool = new ChunkWorkerPool({ threads: 1 });
+  try {
+    for (const [compression, file] of [['xz', xzSync(nar, { preset: 1 })], ['none', nar]] as const) {
+      const path = `${tmp.path}/${compression}`;
+      await writeFile(path, '');
+      const session = pool.openSession({ compression, maxNarSize: nar.length, listingCap: 0, chunking: compression === 'none' ? DEFAULT_CHUNKING : undefined });
+      const cut = [];
+      // The file grows by uneven steps; each call reads up to what is in it so far.
+      for (let at = 0, step = 1; at < file.length; step *= 3) {
+        const next = Math.min(file.length, at + step * 1000);
+        await appendFile(path, file.subarray(at, next));
+        cut.push(...(await session.inputFile(path, next)));
+        at = next;
+      }
+      const end = await session.end();
+      cut.push(...end.chunks);
+      session.close();
+      assert.equal(end.summary.narHash, sha256Nix32(nar), compression);
+      if (compression === 'none') assert.deepEqual(cut.map((c) => c.hash), chunkBuffer(nar).map(sha256), 'every chunk its own bytes');
+    }
+    const short = pool.openSession({ compression: 'none', maxNarSize: nar.length, listingCap: 0 });
+    await assert.rejects(short.inputFile(`${tmp.path}/none`, nar.length + 1), /ends at/);
+  } finally {
+    await pool.close();
+    await tmp.cleanup();
   }
 });
 
