@@ -6,6 +6,8 @@
 //   warm: the same pull from the Loft cache once it holds the paths, vs from a normal Loft
 //         cache the paths were pushed to (goal ≤ 1.05×).
 // node --import tsx bench/upstream.bench.ts (normally through `npm run bench`).
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildBenchPaths, CLIENT_CORE, cpuDelta, cpuTimes, log, MB, median, nixEnv, pinned, round, RUNS, run, tempDir, timed, writeDocSection, writeResult } from './lib/common.ts';
 import { hashPart, loftPush } from './lib/nix.ts';
@@ -19,6 +21,23 @@ const WARM_GOAL = 1.05;
 let pulls = 0;
 /** BENCH_CPU_PROF=DIR: a V8 CPU profile of the first run's server, in DIR/upstream-server. */
 const PROFILE_DIR = process.env.BENCH_CPU_PROF;
+/** BENCH_UPSTREAM_DIR=DIR: keep the xz upstream (and its key) in DIR and reuse it next time (the copy takes minutes). */
+const KEEP_DIR = process.env.BENCH_UPSTREAM_DIR;
+
+/** The signed xz file:// cache of the paths: made in `dir`, or reused from KEEP_DIR when it already holds it. */
+async function upstreamCache(dir: string, paths: string[]): Promise<{ dir: string; publicKey: string }> {
+  const keep = KEEP_DIR && path.resolve(KEEP_DIR);
+  const made = keep && path.join(keep, 'public-key');
+  const holds = (d: string) => paths.every((p) => existsSync(path.join(d, 'upstream', `${hashPart(p)}.narinfo`)));
+  if (made && existsSync(made) && holds(keep)) return { dir: path.join(keep, 'upstream'), publicKey: (await readFile(made, 'utf8')).trim() };
+  const base = keep ?? dir;
+  await mkdir(base, { recursive: true });
+  const keys = await generateUpstreamKey(base);
+  const { ms } = await timed(() => copyToFileCache(path.join(base, 'upstream'), paths, keys, 'xz'));
+  log(`upstream: file:// cache written in ${(ms / 1000).toFixed(0)} s`);
+  if (made) await writeFile(made, keys.publicKey);
+  return { dir: path.join(base, 'upstream'), publicKey: keys.publicKey };
+}
 
 /** `nix-store -r` of the paths into a fresh store from one substituter, on the client core; returns ms. */
 async function substitute(work: string, url: string, key: string, paths: string[]): Promise<number> {
@@ -66,12 +85,9 @@ async function main(): Promise<void> {
   const paths = [bench.big, bench.others[0]];
   const closure = (await run('nix-store', ['-qR', ...paths])).stdout.trim().split('\n');
   const narBytes = (await run('nix-store', ['-q', '--size', ...closure])).stdout.trim().split('\n').reduce((n, s) => n + Number(s), 0);
-  log(`upstream: closure of ${closure.length} paths, ${(narBytes / MB).toFixed(0)} MB of NAR; compressing it with xz`);
-  const keys = await generateUpstreamKey(tmp.path);
-  const upstreamDir = path.join(tmp.path, 'upstream');
-  const { ms: xzMs } = await timed(() => copyToFileCache(upstreamDir, paths, keys, 'xz'));
-  log(`upstream: file:// cache written in ${(xzMs / 1000).toFixed(0)} s`);
-  const upstream = await startNginx(upstreamDir);
+  log(`upstream: closure of ${closure.length} paths, ${(narBytes / MB).toFixed(0)} MB of NAR`);
+  const keys = await upstreamCache(tmp.path, paths);
+  const upstream = await startNginx(keys.dir);
   const work = path.join(tmp.path, 'work');
   const cold: Array<{ direct: number; loft: number }> = [];
   const warm: Array<{ plain: number; pulled: number }> = [];
