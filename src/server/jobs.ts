@@ -6,9 +6,16 @@ import { recordGcPass } from '../db/repos/gc-passes.ts';
 import { runGarbageCollection, type GcReport } from '../gc/run.ts';
 import type { CacheRow } from '../db/schema.ts';
 import { LocalBlobStore } from '../storage/local.ts';
+import { conflict, LoftError } from '../core/errors.ts';
 import type { Services } from './services.ts';
 
 const LEASE = 'gc';
+/**
+ * Held by a real pass for as long as it runs (renewed every third of its term), whoever started
+ * it: passes never overlap, on one replica or several. One that dies mid-pass lets it run out.
+ */
+const PASS_LEASE = 'gc-pass';
+const PASS_LEASE_TTL_MS = 120_000;
 
 export interface GcRequest {
   trigger: 'timer' | 'api';
@@ -18,10 +25,26 @@ export interface GcRequest {
 }
 
 /**
- * One garbage-collection pass, however started. Use recorded in memory is written first, so the
+ * One garbage-collection pass, however started. A real pass takes PASS_LEASE (a 409 while another
+ * runs); a dry run changes nothing and needs none. Use recorded in memory is written first, so the
  * pass sees it; a real pass is then logged, counted in the metrics and recorded in gc_passes.
  */
 export async function gcOnce(s: Services, log: FastifyBaseLogger, req: GcRequest): Promise<GcReport> {
+  if (req.dryRun) return gcPass(s, log, req);
+  const holder = `${os.hostname()}-${process.pid}-${randomUUID()}`;
+  if (!(await tryAcquireLease(s.kysely, PASS_LEASE, holder, PASS_LEASE_TTL_MS))) {
+    throw conflict('a garbage collection pass is already running (started by a request, the timer or another replica); retry once it has finished');
+  }
+  const renew = setInterval(() => void tryAcquireLease(s.kysely, PASS_LEASE, holder, PASS_LEASE_TTL_MS).catch(() => {}), PASS_LEASE_TTL_MS / 3);
+  try {
+    return await gcPass(s, log, req);
+  } finally {
+    clearInterval(renew);
+    await releaseLease(s.kysely, PASS_LEASE, holder).catch(() => {});
+  }
+}
+
+async function gcPass(s: Services, log: FastifyBaseLogger, req: GcRequest): Promise<GcReport> {
   await s.accessTracker.flush();
   let report: GcReport;
   try {
@@ -83,7 +106,8 @@ export function startJobs(s: Services, log: FastifyBaseLogger): { stop(): Promis
       await gcOnce(s, log, { trigger: 'timer' });
       if (s.blobs instanceof LocalBlobStore) await s.blobs.sweepTemporaryFiles(3600_000);
     } catch (err) {
-      log.error({ err }, 'garbage collection failed; retrying next interval');
+      if (err instanceof LoftError && err.kind === 'conflict') log.info('garbage collection skipped: a pass requested through the API is running');
+      else log.error({ err }, 'garbage collection failed; retrying next interval');
     }
   };
   const timer = intervalMs > 0 ? setInterval(() => (running ??= tick().finally(() => (running = undefined))), intervalMs) : undefined;

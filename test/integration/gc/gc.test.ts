@@ -220,6 +220,21 @@ for (const db of DB_KINDS) {
     assert.equal(await tryAcquireLease(k, 'job', 'other', 60_000), true, 'a dead holder hands over');
   });
 
+  test(`a pass requested while another runs (on any replica) is a 409; a dry run is not held up (${db})`, async (t) => {
+    const server = await withServer(t, db);
+    if (!server) return;
+    const k = server.services.kysely;
+    assert.equal(await tryAcquireLease(k, 'gc-pass', 'a-pass-on-another-replica', 60_000), true);
+    const busy = await api(server, 'POST', '/_api/v1/gc', {});
+    assert.equal(busy.status, 409);
+    assert.match(await busy.text(), /already running/);
+    assert.equal((await gc(server, { dry_run: true })).dry_run, true);
+    await k.deleteFrom('leases').where('name', '=', 'gc-pass').execute();
+    await gc(server);
+    await gc(server); // the pass let go of the lease when it ended
+    assert.equal(await k.selectFrom('leases').select('holder').where('name', '=', 'gc-pass').executeTakeFirst(), undefined);
+  });
+
   test(`narinfo hits and NAR downloads count as use, written in batches (${db})`, async (t) => {
     const server = await withServer(t, db, { access_flush_seconds: 3600 });
     if (!server) return;
