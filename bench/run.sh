@@ -9,6 +9,7 @@
 #   GC_SCALE_PATHS=N           paths of the gc-scale bench (default 1,000,000; 100,000 with BENCH_QUICK)
 #   BENCH_SKIP_DEDUP=1         keep the existing "Chunk dedup (issue 4)" section instead of re-running it
 #   BENCH_CPU_PROF=DIR         also write V8 CPU profiles of the server during push and download
+#   BENCH_UPSTREAM_DIR=DIR     keep the pull-through bench's signed xz upstream there and reuse it (writing it takes minutes)
 #
 # Needs: Node 20, nix (nix-bin), nginx, wrk, curl, taskset (util-linux), PostgreSQL for bench 5
 # (skipped with a note when unreachable; LOFT_TEST_PG_URL, default postgresql://root@127.0.0.1:5432/test).
