@@ -91,23 +91,21 @@ export class NarSession {
   }
 
   async input(data: Buffer): Promise<CutChunk[]> {
+    if (!this.#inputHasher) {
+      await this.#nar(data); // a raw NAR
+      return this.#take();
+    }
+    this.#inputHasher.update(data);
+    this.#inputBytes += data.length;
     if (this.#xz) {
-      this.#inputHasher!.update(data);
-      this.#inputBytes += data.length;
       this.#xz.push(data);
       await this.#drainXz();
-      return this.#take();
+    } else {
+      await this.#decoding(new Promise<void>((resolve) => this.#decoder!.write(data, () => resolve())));
+      // Native decoders deliver their output after the write completes.
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.#drainDecoded();
     }
-    if (!this.#decoder) {
-      await this.#nar(data);
-      return this.#take();
-    }
-    this.#inputHasher!.update(data);
-    this.#inputBytes += data.length;
-    await this.#decoding(new Promise<void>((resolve) => this.#decoder!.write(data, () => resolve())));
-    // Native decoders deliver their output after the write completes.
-    await new Promise((resolve) => setImmediate(resolve));
-    await this.#drainDecoded();
     return this.#take();
   }
 
@@ -130,10 +128,11 @@ export class NarSession {
     return cut;
   }
 
-  /** Closes the input file, if any. */
+  /** Closes the input file and the xz decoder, if any (a session that failed or is dropped). */
   dispose(): void {
     if (this.#file) closeSync(this.#file.fd);
     this.#file = undefined;
+    this.#xz?.close();
   }
 
   /** Bytes of the served file; with `frames`, each one is also decompressed into the NAR (commit verification). */

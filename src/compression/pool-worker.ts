@@ -45,7 +45,7 @@ async function session(id: number, call: SessionCall): Promise<Handled> {
   }
   const s = sessions.get(id);
   if (call.kind === 'drop') {
-    sessions.get(id)?.dispose();
+    s?.dispose();
     sessions.delete(id);
     return { reply: { ok: true, done: true }, transfer: [] };
   }

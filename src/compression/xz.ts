@@ -1,5 +1,17 @@
 import { crc32 } from 'node:zlib';
-import { LZMA_FINISH, LZMA_OK, LZMA_RUN, LZMA_STREAM_END, Unxz } from 'node-liblzma';
+import {
+  LZMA_BUF_ERROR,
+  LZMA_DATA_ERROR,
+  LZMA_FINISH,
+  LZMA_FORMAT_ERROR,
+  LZMA_MEM_ERROR,
+  LZMA_MEMLIMIT_ERROR,
+  LZMA_OK,
+  LZMA_OPTIONS_ERROR,
+  LZMA_RUN,
+  LZMA_STREAM_END,
+  Unxz,
+} from 'node-liblzma';
 
 const FOOTER_SIZE = 12;
 
@@ -102,12 +114,12 @@ export class XzSyncDecoder {
 }
 
 const XZ_ERRORS: Record<number, string> = {
-  5: 'cannot allocate memory',
-  6: 'memory usage limit reached',
-  7: 'file format not recognized',
-  8: 'unsupported options',
-  9: 'compressed data is corrupt',
-  10: 'unexpected end of input',
+  [LZMA_MEM_ERROR]: 'cannot allocate memory',
+  [LZMA_MEMLIMIT_ERROR]: 'memory usage limit reached',
+  [LZMA_FORMAT_ERROR]: 'file format not recognized',
+  [LZMA_OPTIONS_ERROR]: 'unsupported options',
+  [LZMA_DATA_ERROR]: 'compressed data is corrupt',
+  [LZMA_BUF_ERROR]: 'unexpected end of input',
 };
 
 function xzStatus(status: number): string {
