@@ -11,7 +11,7 @@ import { WorkerInputError, type NarSession, type NarSummary } from '../compressi
 import type { Database, NarRow } from '../db/schema.ts';
 import { findObject } from '../db/repos/objects.ts';
 import { findNarByHash } from '../db/repos/nars.ts';
-import { releaseLease, tryAcquireLease } from '../db/repos/leases.ts';
+import { newLeaseHolder, releaseLease, tryAcquireLease } from '../db/repos/leases.ts';
 import { findUpstreamLookup, findUpstreamLookupsByNar, saveUpstreamLookup } from '../db/repos/upstream-lookups.ts';
 import { narFingerprint } from '../nix/fingerprint.ts';
 import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
@@ -102,7 +102,7 @@ interface PullEvents {
  * the base already holds.
  */
 export class PullThrough {
-  readonly #holder = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  readonly #holder = newLeaseHolder();
   readonly #narInfoFlights = new Map<string, Promise<string | null>>();
   readonly #narFlights = new Map<string, NarFlight>();
   readonly #clients = new Map<string, BinaryCacheClient>();
@@ -316,7 +316,6 @@ export class PullThrough {
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     const renew = setInterval(() => void tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS).catch(() => {}), LEASE_TTL_MS / 3);
     const started = performance.now();
-    let fileBytes = 0;
     let session: NarSession | undefined;
     let streaming = true;
     this.#streaming++;
@@ -345,6 +344,7 @@ export class PullThrough {
       let held: Buffer | undefined;
       // The worker reads the spool file itself as it grows (no bytes cross threads), two calls in
       // flight; while both are busy, it is told of more once VERIFY_BATCH bytes are written.
+      // Once the spool is closed, `spooled` is the whole file.
       let spooled = 0;
       let told = 0;
       const inFlight: Array<{ call: Promise<unknown>; done?: true }> = [];
@@ -357,7 +357,6 @@ export class PullThrough {
       let summary: NarSummary;
       try {
         for await (const piece of file.body) {
-          fileBytes += piece.length;
           await put(spool, piece, () => (spooled += piece.length));
           if (held) {
             events.started(length);
@@ -381,9 +380,9 @@ export class PullThrough {
       }
       if (summary.narSize !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${summary.narSize} bytes`);
       if (summary.narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${summary.narHash}`);
-      const fileHashError = fileHashMismatch(info, summary, fileBytes);
+      const fileHashError = fileHashMismatch(info, summary, spooled);
       if (fileHashError) throw new Error(fileHashError);
-      events.verified(fileBytes);
+      events.verified(spooled);
       events.started(length);
       if (held) await put(client, held);
       client.end();
@@ -404,7 +403,7 @@ export class PullThrough {
       }
       const nar = await commitNar(this.d.db, this.d.store, ingested.chunks, ingested, { verifyContent: false });
       await this.#recordPending(cache, nar);
-      this.d.observer.narFetched(label, fileBytes, (performance.now() - started) / 1000);
+      this.d.observer.narFetched(label, spooled, (performance.now() - started) / 1000);
       log.info({ upstream: label, path: info.storePath, narSize: info.narSize, newChunkBytes: ingested.newChunkBytes }, 'pulled through from upstream');
       return nar;
     } catch (e) {

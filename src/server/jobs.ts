@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
-import { releaseLease, tryAcquireLease } from '../db/repos/leases.ts';
+import { newLeaseHolder, releaseLease, tryAcquireLease } from '../db/repos/leases.ts';
 import { recordGcPass } from '../db/repos/gc-passes.ts';
 import { runGarbageCollection, type GcReport } from '../gc/run.ts';
 import type { CacheRow } from '../db/schema.ts';
@@ -31,7 +29,7 @@ export interface GcRequest {
  */
 export async function gcOnce(s: Services, log: FastifyBaseLogger, req: GcRequest): Promise<GcReport> {
   if (req.dryRun) return gcPass(s, log, req);
-  const holder = `${os.hostname()}-${process.pid}-${randomUUID()}`;
+  const holder = newLeaseHolder();
   if (!(await tryAcquireLease(s.kysely, PASS_LEASE, holder, PASS_LEASE_TTL_MS))) {
     throw conflict('a garbage collection pass is already running (started by a request, the timer or another replica); retry once it has finished');
   }
@@ -97,7 +95,7 @@ async function gcPass(s: Services, log: FastifyBaseLogger, req: GcRequest): Prom
  * replica dies its lease runs out and another takes over.
  */
 export function startJobs(s: Services, log: FastifyBaseLogger): { stop(): Promise<void> } {
-  const holder = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const holder = newLeaseHolder();
   const intervalMs = s.config.gc.intervalSeconds * 1000;
   let running: Promise<void> | undefined;
   const tick = async () => {

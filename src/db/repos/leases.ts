@@ -1,5 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
+
+/** A new holder name for leases: this host and process, and a random part of its own. */
+export function newLeaseHolder(): string {
+  return `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+}
 
 /**
  * Takes or renews the lease `name` for `holder` unless another holder's lease
