@@ -195,7 +195,8 @@ export class ChunkStore {
   /**
    * Deletes pack objects no pack row names, older than `cutoff`: what a
    * process killed between writing a pack and recording it leaves behind
-   * (and one-frame blobs of the old layout whose rows are gone).
+   * (and one-frame blobs of the old layout whose rows are gone), and the
+   * temporary files of a pack write killed before its rename.
    */
   async sweepOrphans(cutoff: number): Promise<number> {
     let deleted = 0;
@@ -215,7 +216,7 @@ export class ChunkStore {
       }
     }
     if (batch.length > 0) await flush();
-    return deleted;
+    return deleted + ((await this.blobs.sweepTemporaryFiles?.(Date.now() - cutoff)) ?? 0);
   }
 
   /**

@@ -25,4 +25,6 @@ export interface BlobStore {
   check(): Promise<void>;
   /** Only S3 in redirect mode: a short-lived presigned GET URL; undefined when not supported. */
   presignGet?(key: string, expiresInSeconds: number): Promise<string>;
+  /** A store that writes through temporary files (local): removes those older than `olderThanMs`, left by killed writers. */
+  sweepTemporaryFiles?(olderThanMs: number): Promise<number>;
 }

@@ -1,9 +1,13 @@
 // Pack files on both backends (SQLite + disk, PostgreSQL + S3): one pack per ingest, coalesced
 // ranged reads, fail-closed reads of corrupt or truncated packs, racing pushes, compaction.
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deterministicBytes, makeNar, randomStorePath, sha256Nix32, uploadPathMeta, type Bytes } from '../../helpers/nar.ts';
-import type { TestServer } from '../../helpers/server.ts';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { listNar } from '../../../src/nix/nar/listing.ts';
 import { parseNarInfo } from '../../../src/nix/narinfo.ts';
 import { runGarbageCollection } from '../../../src/gc/run.ts';
@@ -215,6 +219,23 @@ onEachDatabase('a pack written but never recorded (a crash between the two) is i
   assert.equal(await store.sweepOrphans(Date.now() - 60_000), 0, 'a young pack may be an upload in progress');
   assert.equal(await store.sweepOrphans(Date.now() + 1000), 1);
   assert.equal(await server.services.blobs.head(written.key), null);
+});
+
+// Local storage only: an S3 put is atomic and leaves no temporary object.
+test('a pack write killed before its rename leaves a temporary file, which the orphan sweep removes past its cutoff (local)', async (t) => {
+  const server = await startTestServer({ db: 'sqlite', storage: 'local' });
+  t.after(() => server.close());
+  const storage = server.config.storage;
+  if (storage.type !== 'local') throw new Error('expected local storage');
+  const dir = path.join(storage.path, 'packs', '56');
+  await mkdir(dir, { recursive: true });
+  const leftover = path.join(dir, '.tmp-0123456789abcdef');
+  await writeFile(leftover, ''); // opened, then the process was killed
+  const store = server.services.chunkStore;
+  assert.equal(await store.sweepOrphans(Date.now() - 60_000), 0, 'a young temporary file may be a write in progress');
+  assert.ok(existsSync(leftover));
+  assert.equal(await store.sweepOrphans(Date.now() + 1000), 1);
+  assert.ok(!existsSync(leftover));
 });
 
 onEachDatabase(
