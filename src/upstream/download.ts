@@ -1,0 +1,366 @@
+import net from 'node:net';
+import tls from 'node:tls';
+
+/**
+ * One HTTP/1.1 GET whose body is read into a few recycled buffers: what the pull-through flow
+ * downloads NAR files with. node:http (and fetch) allocate a new Buffer for every piece of a body;
+ * on a server with a large heap, the garbage collections those allocations set off (V8 counts
+ * them as external memory) cost about as much CPU as moving the bytes (docs/benchmarks.md,
+ * "Upstream pull-through"). Here every piece is a view of a read buffer that goes back to the
+ * download's own pool once the consumer releases it, and the socket stops reading while
+ * MAX_READ_BUFFERS are out: memory stays bounded, and nothing is allocated per piece.
+ *
+ * The request is `Connection: close`, the response is framed by Content-Length, chunked
+ * transfer coding, or the end of the connection (RFC 9112). Narinfos, small and many, are
+ * fetched with fetch() instead.
+ */
+
+/** What one read of the socket fills at most; TLS fills 16 KiB records. */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** Read buffers the consumer may hold before the socket stops reading: 4 MiB per download. */
+const MAX_READ_BUFFERS = 64;
+const MAX_HEAD_BYTES = 64 * 1024;
+/** A chunk-size line, with its extensions, or a trailer line. */
+const MAX_LINE_BYTES = 4096;
+const CRLF = 0x0a;
+
+export type DownloadFailure = 'timeout' | 'unreachable' | 'protocol';
+
+export class DownloadError extends Error {
+  constructor(
+    readonly failure: DownloadFailure,
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'DownloadError';
+  }
+}
+
+export interface DownloadOptions {
+  /** Request headers besides Host, Accept-Encoding and Connection. */
+  headers?: Record<string, string>;
+  /** Connecting, waiting for the response head, and any silence within the body longer than this fail the download. */
+  timeoutMs: number;
+  /** CA certificates to trust for https instead of the system's (tests). */
+  ca?: string | Buffer;
+}
+
+export interface Download {
+  readonly status: number;
+  /** Field names in lower case; repeated fields joined with ", ". */
+  readonly headers: ReadonlyMap<string, string>;
+  /** The body's length, when Content-Length frames it. */
+  readonly length: number | undefined;
+  /**
+   * Reads the body (once): each piece goes to `onPiece` as a view of a read buffer that is reused
+   * once `release` is called (call it exactly once). Resolves when the body is complete; rejects
+   * when the connection fails, is silent for longer than the timeout, or ends before the body does.
+   */
+  read(onPiece: (piece: Buffer, release: () => void) => void): Promise<void>;
+  /** Closes the connection; a read in progress rejects. */
+  close(): void;
+}
+
+/** Sends the GET; resolves once the response head (of the final, non-1xx response) is in. */
+export function download(url: URL, opts: DownloadOptions): Promise<Download> {
+  return new HttpDownload(url, opts).head;
+}
+
+/** A read buffer and the references to it: the socket's, while it reads into it, and one per piece not yet released. */
+interface Slab {
+  bytes: Buffer;
+  refs: number;
+}
+
+type Phase = 'head' | 'waiting' | 'body' | 'done' | 'failed';
+
+class HttpDownload implements Download {
+  status = 0;
+  readonly headers = new Map<string, string>();
+  length: number | undefined;
+  readonly head: Promise<Download>;
+
+  readonly #socket: net.Socket;
+  readonly #free: Slab[] = [];
+  /** Slabs taken from the pool and not yet back. */
+  #out = 0;
+  /** The slab the socket reads into next. */
+  #reading!: Slab;
+  #phase: Phase = 'head';
+  #headText = '';
+  #decoder!: BodyDecoder;
+  /** Body bytes that came with the head, before read() was called. */
+  #early: { slab: Slab; bytes: Buffer } | undefined;
+  #onPiece: ((piece: Buffer, release: () => void) => void) | undefined;
+  #settleHead!: { resolve(d: Download): void; reject(e: Error): void };
+  #settleBody: { resolve(): void; reject(e: Error): void } | undefined;
+  /** Reading was stopped: the consumer holds too many slabs, or has not called read() yet. */
+  #stopped = false;
+  #failure: Error | undefined;
+
+  constructor(url: URL, opts: DownloadOptions) {
+    this.head = new Promise((resolve, reject) => (this.#settleHead = { resolve, reject }));
+    const secure = url.protocol === 'https:';
+    const port = Number(url.port) || (secure ? 443 : 80);
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const onread: net.OnReadOpts = { buffer: () => this.#take(), callback: (n: number) => this.#onRead(n) };
+    // tls.connect takes onread too (Node's docs); its typings lack it
+    const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = { host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: opts.ca, onread };
+    this.#socket = secure ? tls.connect(tlsOptions) : net.connect({ host, port, onread });
+    this.#socket.setTimeout(opts.timeoutMs, () => this.#fail(new DownloadError('timeout', `no answer from ${url.host} within ${opts.timeoutMs} ms`)));
+    this.#socket.on('error', (e: NodeJS.ErrnoException) => this.#fail(new DownloadError('unreachable', `${url.host}: ${e.code ?? e.message}`, e.code)));
+    this.#socket.on('end', () => this.#onEnd());
+    this.#socket.on('close', () => this.#fail(new DownloadError('unreachable', `${url.host} closed the connection`)));
+    const fields = Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    this.#socket.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nAccept-Encoding: identity\r\nConnection: close\r\n${fields}\r\n`, 'latin1');
+  }
+
+  read(onPiece: (piece: Buffer, release: () => void) => void): Promise<void> {
+    if (this.#onPiece) return Promise.reject(new Error('the body is read once'));
+    this.#onPiece = onPiece;
+    if (this.#phase === 'done') return Promise.resolve();
+    if (this.#phase === 'failed') return Promise.reject(this.#failure);
+    this.#phase = 'body';
+    const done = new Promise<void>((resolve, reject) => (this.#settleBody = { resolve, reject }));
+    const early = this.#early;
+    this.#early = undefined;
+    if (early) {
+      this.#decode(early.slab, early.bytes);
+      this.#unref(early.slab);
+    }
+    if (this.#phase === 'body') this.#resumeIfRoom();
+    return done;
+  }
+
+  close(): void {
+    this.#fail(new DownloadError('unreachable', 'the download was closed'));
+  }
+
+  #take(): Buffer {
+    const slab = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), refs: 0 };
+    slab.refs = 1;
+    this.#out++;
+    this.#reading = slab;
+    return slab.bytes;
+  }
+
+  #unref(slab: Slab): void {
+    if (--slab.refs > 0) return;
+    this.#out--;
+    this.#free.push(slab);
+    if (this.#stopped && this.#phase === 'body') this.#resumeIfRoom();
+  }
+
+  #resumeIfRoom(): void {
+    if (this.#out >= MAX_READ_BUFFERS || this.#socket.destroyed) return;
+    this.#stopped = false;
+    this.#socket.resume();
+  }
+
+  /** One read of the socket: returns false to stop reading. */
+  #onRead(n: number): boolean {
+    const slab = this.#reading;
+    const bytes = slab.bytes.subarray(0, n);
+    try {
+      if (this.#phase === 'head') this.#parseHead(slab, bytes);
+      else if (this.#phase === 'body') this.#decode(slab, bytes);
+      // 'done' or 'failed': bytes after the body (or a failure) are dropped
+    } catch (e) {
+      this.#fail(e as Error);
+    }
+    this.#unref(slab);
+    this.#stopped = this.#phase === 'waiting' || (this.#phase === 'body' && this.#out >= MAX_READ_BUFFERS);
+    return !this.#stopped && this.#phase !== 'done' && this.#phase !== 'failed';
+  }
+
+  #parseHead(slab: Slab, bytes: Buffer): void {
+    const before = this.#headText.length;
+    this.#headText += bytes.toString('latin1');
+    for (;;) {
+      const end = this.#headText.indexOf('\r\n\r\n', Math.max(0, before - 3));
+      if (end < 0) {
+        if (this.#headText.length > MAX_HEAD_BYTES) throw protocolError(`the response head exceeds ${MAX_HEAD_BYTES} bytes`);
+        return;
+      }
+      const rest = bytes.subarray(end + 4 - before);
+      this.#readHead(this.#headText.slice(0, end));
+      if (this.status >= 100 && this.status < 200) {
+        // an interim response (103 Early Hints, say): the real one follows
+        this.headers.clear();
+        this.#headText = '';
+        if (rest.length === 0) return;
+        return this.#parseHead(slab, rest);
+      }
+      this.#phase = 'waiting';
+      this.#stopped = true;
+      if (rest.length > 0 && !this.#decoder.finished) {
+        slab.refs++;
+        this.#early = { slab, bytes: rest };
+      }
+      if (this.#decoder.finished) this.#phase = 'done';
+      this.#settleHead.resolve(this);
+      if (this.#phase === 'done') this.#socket.destroy();
+      return;
+    }
+  }
+
+  #readHead(text: string): void {
+    const lines = text.split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]!);
+    if (!m) throw protocolError(`not an HTTP/1.1 status line: ${JSON.stringify(lines[0]!.slice(0, 80))}`);
+    this.status = Number(m[1]);
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon <= 0 || /[\s]/.test(line.slice(0, colon))) throw protocolError(`malformed header line ${JSON.stringify(line.slice(0, 80))}`);
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      const prior = this.headers.get(name);
+      this.headers.set(name, prior === undefined ? value : `${prior}, ${value}`);
+    }
+    this.#decoder = this.#bodyDecoder();
+  }
+
+  #bodyDecoder(): BodyDecoder {
+    if (this.status === 204 || this.status === 304 || (this.status >= 100 && this.status < 200)) return new LengthDecoder(0);
+    const te = this.headers.get('transfer-encoding');
+    if (te !== undefined) {
+      const codings = te.split(',').map((c) => c.trim().toLowerCase());
+      if (codings.at(-1) !== 'chunked' || codings.length > 1) throw protocolError(`unsupported Transfer-Encoding: ${te}`);
+      return new ChunkedDecoder();
+    }
+    const cl = this.headers.get('content-length');
+    if (cl === undefined) return new UntilCloseDecoder();
+    const values = new Set(cl.split(',').map((v) => v.trim()));
+    const [value] = values;
+    if (values.size !== 1 || !/^\d{1,15}$/.test(value!)) throw protocolError(`invalid Content-Length: ${cl}`);
+    this.length = Number(value);
+    return new LengthDecoder(this.length);
+  }
+
+  #decode(slab: Slab, bytes: Buffer): void {
+    this.#decoder.decode(bytes, (piece) => {
+      slab.refs++;
+      let released = false;
+      this.#onPiece!(piece, () => {
+        if (released) return;
+        released = true;
+        this.#unref(slab);
+      });
+    });
+    if (this.#decoder.finished) {
+      this.#phase = 'done';
+      this.#socket.destroy();
+      this.#settleBody!.resolve();
+    }
+  }
+
+  #onEnd(): void {
+    if (this.#phase === 'body' && this.#decoder instanceof UntilCloseDecoder) {
+      this.#phase = 'done';
+      this.#settleBody!.resolve();
+      this.#socket.destroy();
+      return;
+    }
+    this.#fail(new DownloadError('unreachable', this.#phase === 'head' ? 'the connection closed before the response head' : 'the connection closed before the end of the body'));
+  }
+
+  #fail(e: Error): void {
+    if (this.#phase === 'done' || this.#phase === 'failed') return;
+    const phase = this.#phase;
+    this.#phase = 'failed';
+    this.#socket.destroy();
+    if (this.#early) this.#unref(this.#early.slab);
+    this.#early = undefined;
+    this.#failure = e;
+    if (phase === 'head') this.#settleHead.reject(e);
+    else if (phase === 'body') this.#settleBody!.reject(e);
+    // 'waiting': read() reports it
+  }
+}
+
+function protocolError(message: string): DownloadError {
+  return new DownloadError('protocol', message);
+}
+
+/** Cuts the body out of what the socket reads: `emit` gets each piece of it, in order. */
+interface BodyDecoder {
+  decode(bytes: Buffer, emit: (piece: Buffer) => void): void;
+  readonly finished: boolean;
+}
+
+class LengthDecoder implements BodyDecoder {
+  constructor(private remaining: number) {}
+  get finished(): boolean {
+    return this.remaining === 0;
+  }
+  decode(bytes: Buffer, emit: (piece: Buffer) => void): void {
+    if (this.remaining === 0 || bytes.length === 0) return;
+    const piece = bytes.length <= this.remaining ? bytes : bytes.subarray(0, this.remaining);
+    this.remaining -= piece.length;
+    emit(piece);
+  }
+}
+
+class UntilCloseDecoder implements BodyDecoder {
+  readonly finished = false;
+  decode(bytes: Buffer, emit: (piece: Buffer) => void): void {
+    if (bytes.length > 0) emit(bytes);
+  }
+}
+
+/** RFC 9112 §7.1: size line (with extensions), data, CRLF, …, a 0-size chunk, trailer lines, an empty line. */
+class ChunkedDecoder implements BodyDecoder {
+  #state: 'size' | 'data' | 'data-end' | 'trailer' | 'done' = 'size';
+  #line = '';
+  #remaining = 0;
+
+  get finished(): boolean {
+    return this.#state === 'done';
+  }
+
+  decode(bytes: Buffer, emit: (piece: Buffer) => void): void {
+    let i = 0;
+    while (i < bytes.length && this.#state !== 'done') {
+      if (this.#state === 'data') {
+        const n = Math.min(this.#remaining, bytes.length - i);
+        emit(bytes.subarray(i, i + n));
+        i += n;
+        this.#remaining -= n;
+        if (this.#remaining === 0) this.#state = 'data-end';
+        continue;
+      }
+      // a line: the chunk size, the CRLF after a chunk's data, or a trailer
+      const nl = bytes.indexOf(CRLF, i);
+      const end = nl < 0 ? bytes.length : nl;
+      this.#line += bytes.toString('latin1', i, end);
+      if (this.#line.length > MAX_LINE_BYTES) throw protocolError(`a chunked-body line exceeds ${MAX_LINE_BYTES} bytes`);
+      i = end;
+      if (nl < 0) break;
+      i++;
+      if (!this.#line.endsWith('\r')) throw protocolError('a chunked-body line does not end with CRLF');
+      const line = this.#line.slice(0, -1);
+      this.#line = '';
+      this.#onLine(line);
+    }
+  }
+
+  #onLine(line: string): void {
+    switch (this.#state) {
+      case 'size': {
+        const m = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
+        if (!m) throw protocolError(`invalid chunk size line ${JSON.stringify(line.slice(0, 80))}`);
+        this.#remaining = parseInt(m[1]!, 16);
+        this.#state = this.#remaining === 0 ? 'trailer' : 'data';
+        return;
+      }
+      case 'data-end':
+        if (line !== '') throw protocolError('a chunk is longer than its size');
+        this.#state = 'size';
+        return;
+      case 'trailer':
+        if (line === '') this.#state = 'done';
+        return;
+    }
+  }
+}
