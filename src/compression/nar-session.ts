@@ -68,7 +68,7 @@ export class NarSession {
     this.#chunker = o.chunking ? new FastCdcChunker(o.chunking) : undefined;
     this.#parser.on('error', (e) => (this.#parseError ??= e));
     this.#parser.on('entry', (e: NarEntry) => this.#entry(e));
-    if (o.compression !== 'none') this.#inputHasher = createHash('sha256');
+    if (o.compression !== 'none' && o.hashInput !== false) this.#inputHasher = createHash('sha256');
     if (o.compression === 'xz') this.#xz = new XzSyncDecoder(XZ_OUTPUT_PIECE);
     else if (o.compression !== 'none') {
       let decoder: Transform;
@@ -91,11 +91,11 @@ export class NarSession {
   }
 
   async input(data: Buffer): Promise<CutChunk[]> {
-    if (!this.#inputHasher) {
-      await this.#nar(data); // a raw NAR
+    if (this.#o.compression === 'none') {
+      await this.#nar(data);
       return this.#take();
     }
-    this.#inputHasher.update(data);
+    this.#inputHasher?.update(data);
     this.#inputBytes += data.length;
     if (this.#xz) {
       this.#xz.push(data);

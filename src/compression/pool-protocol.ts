@@ -29,6 +29,8 @@ export interface SessionOptions {
   inputName?: string;
   /** Largest `.ls` JSON kept; a larger listing is dropped (null). */
   listingCap: number;
+  /** Hash the compressed input too (NarSummary.inputHash: a `nix copy` upload's name); default true. */
+  hashInput?: boolean;
   /**
    * A client is waiting for this session's output: its tasks run before the other queued work of
    * its worker (ingests, compression), so serving is not slowed by storing.

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import { extensionFor, type NixCompression } from '../compression/codecs.ts';
@@ -26,6 +26,7 @@ import { foreignSignatures, renderNarInfo, signWithActiveKeys } from './narinfo.
 import type { Cache } from './caches.ts';
 import { recordPath, type ValidPath } from './paths.ts';
 import { unavailable } from './errors.ts';
+import { SpoolFile } from './spool.ts';
 import { isLocalUpstream, upstreamLabel, upstreamsOf, type StoredHttpUpstream } from './upstreams.ts';
 
 export interface PullThroughSettings extends UpstreamLimits {
@@ -58,6 +59,21 @@ export interface PulledNar {
 }
 
 /**
+ * The response to the request that starts an upstream download, written as the file arrives.
+ * Each piece is a view of one of the download's read buffers, reused once `done` is called:
+ * a slow client holds the buffers, and the download waits for it.
+ */
+export interface NarSink {
+  /** Called before the first byte: the response starts, with the file's length when it is known. */
+  start(length: number | undefined): void;
+  /** `done` once the piece is written out, or dropped (the client is gone); called exactly once. */
+  write(piece: Buffer, done: () => void): void;
+  end(): void;
+  /** The NAR was refused after the response started: it is cut short of its length. */
+  abort(): void;
+}
+
+/**
  * The file a pending upstream narinfo names: `nar/<narhash>.nar` plus the extension of the
  * upstream's compression, which Loft passes on as it is (Nix decompresses it, as it would from
  * the upstream). Once the NAR is ingested, the same names are served from it (the route's
@@ -68,9 +84,8 @@ const SUPPORTED: ReadonlySet<string> = new Set<NixCompression>(['none', 'xz', 'z
 /** A replica ingesting an upstream NAR holds this lease; it renews it while the NAR arrives. */
 const LEASE_TTL_MS = 30_000;
 const LEASE_POLL_MS = 250;
-/** Verification calls in flight to the worker, and the most bytes gathered into one while they are. */
+/** Verification calls in flight to the worker. */
 const VERIFY_CALLS_IN_FLIGHT = 2;
-const VERIFY_BATCH = 1024 * 1024;
 /** The longest an ingest waits for the other pulls' streams to end (#quiet). */
 const INGEST_DEFER_MS = 10_000;
 
@@ -86,8 +101,8 @@ interface NarFlight {
 
 /** What #pull reports to the request that started it, and to the requests that wait on it. */
 interface PullEvents {
-  /** The first byte is about to go to the client: its response may start, with this length. */
-  started(length: number | undefined): void;
+  /** The first client's response has started (its first byte is on its way). */
+  started(): void;
   verified(length: number): void;
 }
 
@@ -126,11 +141,12 @@ export class PullThrough {
 
   /**
    * The file named by a pending upstream narinfo of the cache; 'stored' when its NAR is stored
-   * now (the caller serves it from there); undefined when no such narinfo names it. Concurrent requests share one
-   * upstream download; the first is streamed the bytes as they arrive, the others are served the
-   * downloaded file once it is verified.
+   * now (the caller serves it from there); undefined when no such narinfo names it. Concurrent
+   * requests share one upstream download: the first is answered through `sink` as the bytes
+   * arrive ('live': its response has started), the others are served the downloaded file once
+   * it is verified.
    */
-  async openNar(cache: Cache, file: string, head: boolean, log: Log): Promise<PulledNar | 'stored' | undefined> {
+  async openNar(cache: Cache, file: string, head: boolean, log: Log, sink: NarSink): Promise<PulledNar | 'live' | 'stored' | undefined> {
     const m = PENDING_NAR_RE.exec(file);
     if (!m || upstreamsOf(cache).length === 0) return undefined;
     const narHash = `sha256:${m[1]}`;
@@ -144,8 +160,7 @@ export class PullThrough {
 
     let flight = this.#narFlights.get(narHash);
     if (!flight && !(await findNarByHash(this.d.db, narHash))) {
-      const live = await this.#startPull(cache, info, upstream, log);
-      if (live) return live;
+      if (await this.#startPull(cache, info, upstream, sink, log)) return 'live';
       flight = this.#narFlights.get(narHash);
     }
     if (flight) {
@@ -256,28 +271,25 @@ export class PullThrough {
   }
 
   /**
-   * Takes the NAR's lease and starts the download; undefined when another replica holds the
-   * lease. The returned body is the first client's, handed over once its first byte is coming:
-   * a NAR refused before that is an error response, not a cut 200.
+   * Takes the NAR's lease and starts the download; false when another replica holds the lease.
+   * Resolves true once `sink`'s response has started (its first byte is coming): a NAR refused
+   * before that is an error response, not a cut 200.
    */
-  async #startPull(cache: Cache, info: NarInfo, upstream: StoredHttpUpstream, log: Log): Promise<PulledNar | undefined> {
+  async #startPull(cache: Cache, info: NarInfo, upstream: StoredHttpUpstream, sink: NarSink, log: Log): Promise<boolean> {
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
-    if (!(await tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS))) return undefined;
+    if (!(await tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS))) return false;
     // Between our check and the lease, this server may have started the same pull.
-    if (this.#narFlights.has(info.narHash)) return undefined;
-    const client = new PassThrough({ highWaterMark: 1 << 20 });
-    client.on('error', () => {}); // a refused NAR destroys it; the response (if any) is cut short by that
+    if (this.#narFlights.has(info.narHash)) return false;
     const label = upstreamLabel(upstream);
     const spoolFile = path.join(os.tmpdir(), `loft-pull-${randomUUID()}`);
-    let started!: (length: number | undefined) => void;
-    const headers = new Promise<number | undefined>((resolve) => (started = resolve));
+    let started!: () => void;
+    const response = new Promise<void>((resolve) => (started = resolve));
     let verified!: (length: number) => void;
     let refused!: (e: Error) => void;
     const verdict = new Promise<number>((resolve, reject) => ((verified = resolve), (refused = reject)));
     verdict.catch(() => {}); // awaited by the requests that wait on this pull, if any
-    const stored = this.#pull(cache, info, upstream, client, spoolFile, { started, verified }, log)
+    const stored = this.#pull(cache, info, upstream, sink, spoolFile, { started, verified }, log)
       .catch((e: Error) => {
-        client.destroy(e);
         if (e instanceof UpstreamError) this.d.observer.error(label, e.reason);
         log.warn({ upstream: label, path: info.storePath, err: e.message }, 'upstream NAR refused; nothing was stored');
         const answer = unavailable(`the NAR of ${info.storePath} could not be fetched from its upstream: ${e.message}`);
@@ -290,24 +302,21 @@ export class PullThrough {
         void rm(spoolFile, { force: true });
       });
     this.#narFlights.set(info.narHash, { spoolFile, verified: verdict, stored });
-    const size = await Promise.race([headers, stored.then(() => undefined)]);
-    return { size, body: client };
+    await Promise.race([response, stored]);
+    return true;
   }
 
   /**
-   * Download → spool to a temporary file and pass on to the client as it is, while a worker
-   * session decompresses, validates and hashes it (the event loop only moves bytes; the
-   * session's tasks go first on its worker, ahead of any ingest). The last piece reaches the
-   * client only once the NAR's hash and size, and the file's hash when the upstream gave one,
-   * are verified, so a wrong NAR is always cut short. The verified NAR is then ingested from
-   * the spool file: the client gets the NAR at the speed of the download, not of chunking and
-   * compression, and memory stays bounded whatever the NAR size.
+   * Fetches, verifies and ingests an upstream NAR (#fetchVerified, then the chunk pipeline from
+   * the spool file), holding its lease meanwhile. The ingest waits until no pull of this server
+   * is streaming to a client (#quiet): the client gets the NAR at the speed of the download, not
+   * of chunking and compression, and the NAR waits in its spool file meanwhile.
    */
   async #pull(
     cache: Cache,
     info: NarInfo,
     upstream: StoredHttpUpstream,
-    client: PassThrough,
+    sink: NarSink,
     spoolFile: string,
     events: PullEvents,
     log: Log,
@@ -316,9 +325,8 @@ export class PullThrough {
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     const renew = setInterval(() => void tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS).catch(() => {}), LEASE_TTL_MS / 3);
     const started = performance.now();
-    let session: NarSession | undefined;
-    let streaming = true;
     this.#streaming++;
+    let streaming = true;
     const streamed = () => {
       if (!streaming) return;
       streaming = false;
@@ -326,68 +334,7 @@ export class PullThrough {
     };
     try {
       if (info.narSize > this.d.maxNarSize) throw new Error(`the NAR (${info.narSize} bytes) exceeds the server limit of ${this.d.maxNarSize} bytes`);
-      const file = await this.#client(upstream).nar(info.url);
-      if (file.length !== undefined && info.fileSize !== undefined && file.length !== info.fileSize) {
-        throw new Error(`the upstream sends ${file.length} bytes, its narinfo's FileSize says ${info.fileSize}`);
-      }
-      const length = file.length ?? info.fileSize;
-      const compression = info.compression as NixCompression;
-      session = this.d.store.pool.openSession({
-        compression,
-        maxNarSize: info.narSize, // a longer NAR fails in the worker as soon as it is longer
-        listingCap: 0,
-        urgent: true,
-        inputName: info.url,
-      });
-      const spool = createWriteStream(spoolFile, { highWaterMark: 4 << 20 });
-      const spoolClosed = new Promise<void>((resolve, reject) => spool.once('close', resolve).once('error', reject));
-      let held: Buffer | undefined;
-      // The worker reads the spool file itself as it grows (no bytes cross threads), two calls in
-      // flight; while both are busy, it is told of more once VERIFY_BATCH bytes are written.
-      // Once the spool is closed, `spooled` is the whole file.
-      let spooled = 0;
-      let told = 0;
-      const inFlight: Array<{ call: Promise<unknown>; done?: true }> = [];
-      const tell = () => {
-        const entry: { call: Promise<unknown>; done?: true } = { call: session!.inputFile(spoolFile, spooled) };
-        entry.call.then(() => (entry.done = true), () => {});
-        inFlight.push(entry);
-        told = spooled;
-      };
-      let summary: NarSummary;
-      try {
-        for await (const piece of file.body) {
-          await put(spool, piece, () => (spooled += piece.length));
-          if (held) {
-            events.started(length);
-            await put(client, held);
-          }
-          held = piece;
-          while (inFlight[0]?.done) await inFlight.shift()!.call;
-          while (inFlight.length >= VERIFY_CALLS_IN_FLIGHT && spooled - told >= VERIFY_BATCH) await inFlight.shift()!.call;
-          if (inFlight.length < VERIFY_CALLS_IN_FLIGHT && spooled > told) tell();
-        }
-        spool.end();
-        await spoolClosed;
-        if (spooled > told) tell();
-        for (const entry of inFlight.splice(0)) await entry.call;
-        summary = (await session.end()).summary;
-      } catch (e) {
-        throw verificationError(e, info);
-      } finally {
-        if (!spool.writableEnded) spool.end();
-        await spoolClosed;
-      }
-      if (summary.narSize !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${summary.narSize} bytes`);
-      if (summary.narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${summary.narHash}`);
-      const fileHashError = fileHashMismatch(info, summary, spooled);
-      if (fileHashError) throw new Error(fileHashError);
-      events.verified(spooled);
-      events.started(length);
-      if (held) await put(client, held);
-      client.end();
-      session.close();
-      session = undefined;
+      const fileBytes = await this.#fetchVerified(info, upstream, sink, spoolFile, events);
       streamed();
       await this.#quiet();
       // The spool holds the file as downloaded; the ingest decompresses it again, and must find
@@ -395,7 +342,7 @@ export class PullThrough {
       const ingested = await ingestNar(this.d.db, this.d.store, createReadStream(spoolFile, { highWaterMark: 1 << 20 }), {
         chunking: this.d.chunking,
         maxNarSize: this.d.maxNarSize,
-        compression,
+        compression: info.compression as NixCompression,
         inputName: info.url,
       });
       if (ingested.narHash !== info.narHash || ingested.narSize !== info.narSize) {
@@ -403,7 +350,7 @@ export class PullThrough {
       }
       const nar = await commitNar(this.d.db, this.d.store, ingested.chunks, ingested, { verifyContent: false });
       await this.#recordPending(cache, nar);
-      this.d.observer.narFetched(label, spooled, (performance.now() - started) / 1000);
+      this.d.observer.narFetched(label, fileBytes, (performance.now() - started) / 1000);
       log.info({ upstream: label, path: info.storePath, narSize: info.narSize, newChunkBytes: ingested.newChunkBytes }, 'pulled through from upstream');
       return nar;
     } catch (e) {
@@ -411,8 +358,114 @@ export class PullThrough {
       throw e;
     } finally {
       streamed();
-      session?.close();
       clearInterval(renew);
+    }
+  }
+
+  /**
+   * Download → spool to a temporary file and pass on to `sink` as it is, while a worker session
+   * decompresses, validates and hashes it, reading the spool file behind the download (the event
+   * loop only moves bytes, in the download's recycled buffers; the session's tasks go first on
+   * its worker, ahead of any ingest). The last piece reaches the client only once the NAR's hash
+   * and size are verified, so a wrong NAR is always cut short. Resolves with the file's length.
+   */
+  async #fetchVerified(info: NarInfo, upstream: StoredHttpUpstream, sink: NarSink, spoolFile: string, events: PullEvents): Promise<number> {
+    const file = await this.#client(upstream).nar(info.url);
+    let session: NarSession | undefined;
+    let spool: SpoolFile;
+    let length: number | undefined;
+    try {
+      if (file.length !== undefined && info.fileSize !== undefined && file.length !== info.fileSize) {
+        throw new Error(`the upstream sends ${file.length} bytes, its narinfo's FileSize says ${info.fileSize}`);
+      }
+      length = file.length ?? info.fileSize;
+      session = this.d.store.pool.openSession({
+        compression: info.compression as NixCompression,
+        maxNarSize: info.narSize, // a longer NAR fails in the worker as soon as it is longer
+        listingCap: 0,
+        urgent: true,
+        inputName: info.url,
+        hashInput: false, // no signature covers FileHash: the signed NarHash is what is checked
+      });
+      spool = await SpoolFile.open(spoolFile, () => tell());
+    } catch (e) {
+      file.close();
+      session?.close();
+      throw e;
+    }
+    const verifier = session;
+    // The worker reads the spool file itself as it grows (no bytes cross threads), with at most
+    // VERIFY_CALLS_IN_FLIGHT calls, each up to what is on disk when it is made.
+    const calls = new Set<Promise<void>>();
+    let told = 0;
+    let failure: unknown;
+    const fail = (e: unknown) => {
+      failure ??= e;
+      file.close();
+    };
+    const tell = () => {
+      if (failure !== undefined || calls.size >= VERIFY_CALLS_IN_FLIGHT || spool.written <= told) return;
+      told = spool.written;
+      const call: Promise<void> = verifier.inputFile(spoolFile, told).then(
+        () => {
+          calls.delete(call);
+          tell();
+        },
+        (e: unknown) => {
+          calls.delete(call);
+          fail(e);
+        },
+      );
+      calls.add(call);
+    };
+    // Each piece goes to the spool and to the client, and its buffer back to the download once
+    // both are done; the newest piece is held back until the verdict.
+    let held: { piece: Buffer; done: () => void } | undefined;
+    let begun = false;
+    const toClient = (h: { piece: Buffer; done: () => void }) => {
+      if (!begun) {
+        begun = true;
+        sink.start(length);
+        events.started();
+      }
+      sink.write(h.piece, h.done);
+    };
+    try {
+      let summary: NarSummary;
+      let arrived = 0;
+      try {
+        await file.read((piece, release) => {
+          // a FileSize given as the response's length must hold: nothing past it goes out
+          if ((arrived += piece.length) > (length ?? Infinity)) return fail(new Error(`the file is longer than its narinfo's FileSize ${length}`));
+          let refs = 2;
+          const done = () => --refs === 0 && release();
+          spool.append(piece, done);
+          if (held) toClient(held);
+          held = { piece, done };
+        });
+        await spool.flush();
+        tell();
+        while (calls.size > 0) await Promise.all(calls);
+        if (failure !== undefined) throw failure;
+        summary = (await verifier.end()).summary;
+      } catch (e) {
+        throw verificationError(failure ?? e, info);
+      } finally {
+        await spool.close();
+      }
+      const fileBytes = spool.written;
+      if (summary.narSize !== info.narSize) throw new Error(`NarSize mismatch: the narinfo says ${info.narSize}, the NAR has ${summary.narSize} bytes`);
+      if (summary.narHash !== info.narHash) throw new Error(`NarHash mismatch: the narinfo says ${info.narHash}, the NAR hashes to ${summary.narHash}`);
+      if (info.fileSize !== undefined && fileBytes !== info.fileSize) throw new Error(`FileSize mismatch: the narinfo says ${info.fileSize}, the file has ${fileBytes} bytes`);
+      events.verified(fileBytes);
+      toClient(held!); // a NAR of NarSize > 0 came in one piece at least
+      sink.end();
+      return fileBytes;
+    } catch (e) {
+      if (begun) sink.abort();
+      throw e;
+    } finally {
+      verifier.close();
     }
   }
 
@@ -517,15 +570,6 @@ function pendingUrl(info: NarInfo): string {
   return `nar/${info.narHash.slice('sha256:'.length)}.nar${extensionFor(info.compression as NixCompression)}`;
 }
 
-/** Why the downloaded file is not the one the upstream's narinfo describes, if it is not. */
-function fileHashMismatch(info: NarInfo, summary: NarSummary, fileBytes: number): string | undefined {
-  if (info.fileSize !== undefined && fileBytes !== info.fileSize) return `FileSize mismatch: the narinfo says ${info.fileSize}, the file has ${fileBytes} bytes`;
-  // An uncompressed file's hash is its NarHash, checked already; other kinds than sha256 are not checked.
-  if (info.fileHash === undefined || summary.inputHash === undefined || !info.fileHash.startsWith('sha256:')) return undefined;
-  const expected = parseSha256(info.fileHash).toString('hex');
-  return expected === summary.inputHash ? undefined : `FileHash mismatch: the narinfo says ${info.fileHash}, the file hashes to sha256:${summary.inputHash}`;
-}
-
 /** The worker's verdict on an upstream NAR, as the reason it is refused (an UpstreamError of the download stays one). */
 function verificationError(e: unknown, info: NarInfo): unknown {
   if (!(e instanceof WorkerInputError)) return e;
@@ -537,22 +581,4 @@ function verificationError(e: unknown, info: NarInfo): unknown {
     default:
       return new Error(`not a valid NAR: ${e.message}`);
   }
-}
-
-/**
- * Writes with backpressure; a stream that was closed (a client gone) takes nothing and does not
- * block. `written` is called once the bytes are out (in the file, for a file).
- */
-function put(s: Writable, b: Buffer, written?: () => void): Promise<void> | undefined {
-  if (s.destroyed || s.writableEnded) return;
-  if (s.write(b, written && ((e) => !e && written()))) return;
-  return new Promise((resolve) => {
-    const done = () => {
-      s.off('drain', done);
-      s.off('close', done);
-      resolve();
-    };
-    s.on('drain', done);
-    s.on('close', done);
-  });
 }

@@ -1,5 +1,4 @@
-import http from 'node:http';
-import https from 'node:https';
+import { download, DownloadError, type Download, type DownloadFailure } from './download.ts';
 import { Semaphore } from './semaphore.ts';
 
 /** Why an upstream could not answer; each is logged and counted, and none is a miss. */
@@ -20,6 +19,14 @@ export interface UpstreamLimits {
   timeoutMs: number;
   /** Requests in flight toward this upstream (a NAR holds its slot until its body is read). */
   maxConcurrency: number;
+}
+
+/** An upstream NAR file being downloaded: see Download.read. */
+export interface NarFile {
+  /** The file's length, when the upstream says it. */
+  length: number | undefined;
+  read(onPiece: (piece: Buffer, release: () => void) => void): Promise<void>;
+  close(): void;
 }
 
 export interface UpstreamEndpoint {
@@ -74,74 +81,52 @@ export class BinaryCacheClient {
   }
 
   /**
-   * Opens a NAR file (`URL:` of a narinfo, relative to the cache URL): its length when the
-   * upstream says it, and the body, yielded as it arrives; a silence longer than the timeout
-   * aborts it, and a body shorter than its length is an error. The slot is held until the body
-   * ends or the consumer stops. Downloaded with node:http(s) rather than fetch: its socket
-   * Buffers go on as they are, where a web stream costs the event loop about as much again.
+   * Opens a NAR file (`URL:` of a narinfo, relative to the cache URL), following redirects: its
+   * length when the upstream says it, and a reader of the body whose pieces are views of
+   * recycled buffers (download.ts: no allocation per piece). A silence longer than the timeout
+   * fails it, and so does a body shorter than its length. The slot is held until the body is
+   * read or the file is closed.
    */
-  async nar(fileUrl: string): Promise<{ length?: number; body: AsyncGenerator<Buffer> }> {
+  async nar(fileUrl: string): Promise<NarFile> {
     const release = await this.#slots.acquire();
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), this.limits.timeoutMs);
-    let res: http.IncomingMessage;
+    let url = new URL(fileUrl, `${this.endpoint.url}/`);
+    let file: Download | undefined;
     try {
-      res = await this.#open(new URL(fileUrl, `${this.endpoint.url}/`), abort.signal);
-      if (res.statusCode === 404 || res.statusCode === 410) {
-        res.resume();
-        throw new UpstreamError('bad_response', `${fileUrl} is missing upstream (HTTP ${res.statusCode})`);
+      for (let redirects = 0; ; redirects++) {
+        if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UpstreamError('bad_response', `${url.href}: not an http(s) URL`);
+        const headers: Record<string, string> = {};
+        if (this.endpoint.authorization && url.origin === new URL(this.endpoint.url).origin) headers.authorization = this.endpoint.authorization;
+        file = await download(url, { headers, timeoutMs: this.limits.timeoutMs });
+        const location = file.headers.get('location');
+        if (file.status < 300 || file.status >= 400 || location === undefined) break;
+        file.close();
+        if (redirects >= MAX_REDIRECTS) throw new UpstreamError('bad_response', `${url.href}: more than ${MAX_REDIRECTS} redirects`);
+        url = new URL(location, url);
       }
+      if (file.status === 404 || file.status === 410) throw new UpstreamError('bad_response', `${fileUrl} is missing upstream (HTTP ${file.status})`);
+      if (file.status < 200 || file.status >= 300) throw statusError(url.href, file.status);
     } catch (e) {
-      clearTimeout(timer);
+      file?.close();
       release();
-      throw this.#classify(e, abort.signal);
+      throw this.#classify(e);
     }
-    const self = this;
-    async function* body(): AsyncGenerator<Buffer> {
-      let complete = false;
-      try {
-        for await (const piece of res as AsyncIterable<Buffer>) {
-          timer.refresh();
-          yield piece;
-        }
-        if (!res.complete) throw new Error('the connection closed before the end of the body');
-        complete = true;
-      } catch (e) {
-        throw self.#classify(e, abort.signal);
-      } finally {
-        clearTimeout(timer);
-        if (!complete) abort.abort(); // a consumer that stopped early: close the connection
-        release();
-      }
-    }
-    timer.refresh();
-    const length = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
-    return { length: Number.isSafeInteger(length) ? length : undefined, body: body() };
-  }
-
-  readonly #agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-
-  /** A GET with node:http(s), following redirects; resolves with a 2xx, 404 or 410 response. */
-  #open(url: URL, signal: AbortSignal, redirects = 0): Promise<http.IncomingMessage> {
-    const secure = url.protocol === 'https:';
-    if (!secure && url.protocol !== 'http:') return Promise.reject(new UpstreamError('bad_response', `${url.href}: not an http(s) URL`));
-    const headers: Record<string, string> = {};
-    if (this.endpoint.authorization && url.origin === new URL(this.endpoint.url).origin) headers.authorization = this.endpoint.authorization;
-    return new Promise((resolve, reject) => {
-      const req = (secure ? https : http).get(url, { headers, signal, agent: secure ? this.#agents.https : this.#agents.http }, (res) => {
-        const status = res.statusCode ?? 0;
-        if (status >= 300 && status < 400 && res.headers.location) {
-          res.resume();
-          if (redirects >= MAX_REDIRECTS) reject(new UpstreamError('bad_response', `${url.href}: more than ${MAX_REDIRECTS} redirects`));
-          else resolve(this.#open(new URL(res.headers.location, url), signal, redirects + 1));
-          return;
-        }
-        if ((status >= 200 && status < 300) || status === 404 || status === 410) return resolve(res);
-        res.resume();
-        reject(statusError(url.href, status));
-      });
-      req.on('error', reject);
-    });
+    const opened = file;
+    let released = false;
+    const done = () => {
+      if (!released) (released = true), release();
+    };
+    return {
+      length: opened.length,
+      read: (onPiece) =>
+        opened.read(onPiece).then(done, (e: unknown) => {
+          done();
+          throw this.#classify(e);
+        }),
+      close: () => {
+        opened.close();
+        done();
+      },
+    };
   }
 
   async #get(url: string, signal: AbortSignal): Promise<Response> {
@@ -155,9 +140,10 @@ export class BinaryCacheClient {
     throw statusError(url, res.status);
   }
 
-  #classify(e: unknown, signal: AbortSignal): UpstreamError {
+  #classify(e: unknown, signal?: AbortSignal): UpstreamError {
     if (e instanceof UpstreamError) return e;
-    if (signal.aborted) return new UpstreamError('timeout', `${this.endpoint.url}: no answer within ${this.limits.timeoutMs} ms`);
+    if (e instanceof DownloadError) return new UpstreamError(DOWNLOAD_FAILURES[e.failure], `${this.endpoint.url}: ${e.message}`);
+    if (signal?.aborted) return new UpstreamError('timeout', `${this.endpoint.url}: no answer within ${this.limits.timeoutMs} ms`);
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     const code = (e as { code?: string }).code;
     return new UpstreamError('unreachable', `${this.endpoint.url}: ${cause?.code ?? cause?.message ?? code ?? (e as Error).message}`);
@@ -165,6 +151,7 @@ export class BinaryCacheClient {
 }
 
 const MAX_REDIRECTS = 10;
+const DOWNLOAD_FAILURES: Record<DownloadFailure, UpstreamFailure> = { timeout: 'timeout', unreachable: 'unreachable', protocol: 'bad_response' };
 
 function statusError(url: string, status: number): UpstreamError {
   if (status >= 500) return new UpstreamError('server_error', `${url}: HTTP ${status}`);

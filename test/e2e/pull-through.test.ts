@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { brotliDecompressSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -174,6 +174,15 @@ for (const { db, storage } of SETUPS) {
       const id = (await server.services.caches.get(cache)).id;
       assert.equal(await countRows(server, 'objects', (q: any) => q.where('cache_id', '=', id)), 0);
     };
+    /** A path no subtest has pulled, in an xz upstream of its own: its NAR can only come from there. */
+    const freshPath = async (name: string, bytes: number) => {
+      const src = path.join(tmp.path, `fresh-${name}`);
+      await writeFile(src, randomBytes(bytes)); // incompressible: the xz file is as long as the NAR
+      const storePath = await nix(['--add', src], nixEnv(tmp.path), 'nix-store');
+      const dir = path.join(tmp.path, `fresh-${name}-cache`);
+      await copyToFileCache(dir, [storePath], f.keys, 'xz');
+      return { storePath, dir };
+    };
     let caches = 0;
     const cacheOver = async (up: FakeUpstream, extra: Record<string, unknown> = {}) => {
       const name = `c${++caches}`;
@@ -219,7 +228,7 @@ for (const { db, storage } of SETUPS) {
         [f.noneDir, f.corpus.tree, flip('19999', '19998'), true],
         // xz with flipped bytes: it does not decompress.
         [f.xzDir, f.corpus.leaf, undefined, false],
-        // The same NAR compressed again: not the file whose FileHash the narinfo gives.
+        // The same NAR compressed again: a file of another length than the narinfo's FileSize.
         [f.xzDir, f.corpus.leaf, (b: Buffer) => execFileSync('xz', ['-1', '-c'], { input: execFileSync('xz', ['-dc'], { input: b }) }), false],
       ] as const) {
         const up = await upstream(dir);
@@ -385,11 +394,44 @@ for (const { db, storage } of SETUPS) {
     });
 
     await t.test('a slow upstream is streamed through completely', async () => {
-      const up = await upstream(f.xzDir);
+      const p = await freshPath('slow', 512 * 1024);
+      const up = await upstream(p.dir);
       up.mode = 'slow';
       const c = await cacheOver(up);
-      await pull(server, tmp.path, 'slow', c.name, [f.corpus.tree], c.key);
-      await verifyStore(tmp.path, 'slow', [f.corpus.tree], c.key, [f.corpus.tree]);
+      await pull(server, tmp.path, 'slow', c.name, [p.storePath], c.key);
+      await verifyStore(tmp.path, 'slow', [p.storePath], c.key, [p.storePath]);
+      assert.equal(up.count(/^\/nar\//), 1);
+    });
+
+    await t.test('an upstream that sends no Content-Length (chunked) is streamed through completely', async () => {
+      const p = await freshPath('chunked', 4 << 20);
+      const up = await upstream(p.dir);
+      up.mode = 'chunked';
+      const c = await cacheOver(up);
+      await pull(server, tmp.path, 'chunked', c.name, [p.storePath], c.key);
+      await verifyStore(tmp.path, 'chunked', [p.storePath], c.key, [p.storePath]);
+      assert.equal(up.count(/^\/nar\//), 1);
+    });
+
+    await t.test('a client that goes away mid-download does not stop the pull: the NAR is verified and stored', async () => {
+      const p = await freshPath('gone', 8 << 20);
+      const up = await upstream(p.dir);
+      up.mode = 'slow';
+      up.slowDelayMs = 1;
+      const c = await cacheOver(up);
+      const hash = hashOf(p.storePath);
+      const info = parseNarInfo(await (await narinfo(c.name, hash)).text());
+      const gone = new AbortController();
+      const res = await server.fetch(`/${c.name}/${info.url}`, { signal: gone.signal });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      assert.ok(((await reader.read()).value?.length ?? 0) > 0, 'the first bytes arrive');
+      gone.abort();
+      await until('the NAR to be ingested', async () => parseNarInfo(await (await narinfo(c.name, hash)).text()).url !== info.url);
+      await up.close();
+      const stored = await server.fetch(`/${c.name}/${info.url}`);
+      assert.equal(narHashOf(Buffer.from(await stored.arrayBuffer()), info.compression), info.narHash);
+      assert.equal(up.count(/^\/nar\//), 1);
     });
 
     await t.test('a private upstream gets its credentials; the API never returns them', async () => {

@@ -38,6 +38,8 @@ export type UpstreamMode =
   | 'hang'
   /** Bodies sent in small pieces with pauses. */
   | 'slow'
+  /** NAR files sent without a Content-Length (chunked transfer coding), in 4 KiB pieces. */
+  | 'chunked'
   /** narinfos served with their signatures' bytes altered. */
   | 'bad-signature'
   /** NAR files served changed by `tamperNar` (default: one byte in the middle flipped). */
@@ -110,16 +112,17 @@ async function respond(up: FakeUpstream, dir: string, urlPath: string, req: http
     return;
   }
   const size = (await stat(file)).size;
-  res.writeHead(200, { 'content-type': type, 'content-length': size });
+  const chunked = up.mode === 'chunked' && urlPath.startsWith('/nar/');
+  res.writeHead(200, { 'content-type': type, ...(chunked ? {} : { 'content-length': size }) });
   if (req.method === 'HEAD') {
     res.end();
     return;
   }
-  const stream = createReadStream(file, up.mode === 'slow' ? { highWaterMark: 4096 } : {});
-  if (up.mode === 'slow') {
+  const stream = createReadStream(file, up.mode === 'slow' || chunked ? { highWaterMark: 4096 } : {});
+  if (up.mode === 'slow' || chunked) {
     for await (const piece of stream) {
       res.write(piece);
-      await new Promise((resolve) => setTimeout(resolve, up.slowDelayMs ?? 20));
+      await new Promise((resolve) => (chunked ? setImmediate(resolve) : setTimeout(resolve, up.slowDelayMs ?? 20)));
     }
     res.end();
     return;

@@ -9,6 +9,7 @@ import { renderNarInfo } from '../../core/narinfo.ts';
 import { encodedLength, listStoredNar, openEncodedNar, type NarEncoding } from '../../core/nar-serve.ts';
 import { receiveNixNar, receiveNixNarInfo } from '../../core/push.ts';
 import { badRequest, notFound } from '../../core/errors.ts';
+import type { NarSink } from '../../core/pull-through.ts';
 import type { NarRow } from '../../db/schema.ts';
 import { bodyStream, readSmallBody, requireBody } from '../body.ts';
 import { pathPushed } from '../pushed.ts';
@@ -87,7 +88,8 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
     const { cache } = await s.access.requireOnCache(req, req.params.cache, 'pull', find);
     let target = await resolveNarFile(s, cache.id, req.params.file);
     if (!target) {
-      const pulled = await s.pullThrough.openNar(cache, req.params.file, req.method === 'HEAD', req.log);
+      const pulled = await s.pullThrough.openNar(cache, req.params.file, req.method === 'HEAD', req.log, liveNarResponse(s, reply));
+      if (pulled === 'live') return reply;
       if (pulled && pulled !== 'stored') {
         // Only a verified NAR reaches its last byte: a refused one is cut short of this length.
         const { size } = pulled;
@@ -163,6 +165,42 @@ async function sendNar(s: Services, req: FastifyRequest, reply: FastifyReply, na
   const body = await openEncodedNar(s.chunkStore, chunks, nar, encoding);
   if (length !== undefined) reply.raw.once('finish', () => s.metrics.bytesServed.inc(length));
   return reply.send(body);
+}
+
+/**
+ * The response of the request that starts an upstream download: written on the raw response
+ * (the reply is hijacked once the first byte comes; the onResponse hooks still run), because
+ * each piece's buffer is reused once the socket has taken it, which a piped stream cannot tell.
+ */
+function liveNarResponse(s: Services, reply: FastifyReply): NarSink {
+  const res = reply.raw;
+  const pending = new Set<() => void>();
+  res.once('close', () => {
+    for (const done of [...pending]) done();
+  });
+  return {
+    start(length) {
+      reply.hijack();
+      const headers: Record<string, string | number> = { 'content-type': 'application/x-nix-nar' };
+      if (length !== undefined) {
+        headers['content-length'] = length;
+        res.once('finish', () => s.metrics.bytesServed.inc(length));
+      }
+      res.writeHead(200, headers);
+    },
+    write(piece, done) {
+      if (res.destroyed) return done();
+      const once = () => pending.delete(once) && done();
+      pending.add(once);
+      res.write(piece, once);
+    },
+    end() {
+      res.end();
+    },
+    abort() {
+      res.destroy();
+    },
+  };
 }
 
 const DEFAULT_PRESIGN_EXPIRY_SECONDS = 300;

@@ -178,6 +178,13 @@ test('an urgent verification session hashes the NAR an xz file decompresses to, 
     assert.ok(order.indexOf('urgent') <= 1, `the urgent call ran ahead of most queued ones: ${order.join(', ')}`);
     session.close();
     other.close();
+    // Without hashInput (pull-through: no signature covers FileHash), only the NAR is hashed.
+    const narOnly = pool.openSession({ compression: 'xz', maxNarSize: nar.length, listingCap: 0, urgent: true, hashInput: false });
+    await narOnly.input(Buffer.from(xz));
+    const { summary } = await narOnly.end();
+    assert.equal(summary.narHash, sha256Nix32(nar));
+    assert.equal(summary.inputHash, undefined);
+    narOnly.close();
     // A longer NAR than announced fails in the worker.
     const short = pool.openSession({ compression: 'xz', maxNarSize: nar.length - 1, listingCap: 0, urgent: true });
     await assert.rejects(
