@@ -26,7 +26,7 @@ import { foreignSignatures, renderNarInfo, signWithActiveKeys } from './narinfo.
 import type { Cache } from './caches.ts';
 import { recordPath, type ValidPath } from './paths.ts';
 import { unavailable } from './errors.ts';
-import { SpoolFile } from './spool.ts';
+import { followSpool, SpoolFile } from './spool.ts';
 import { isLocalUpstream, upstreamLabel, upstreamsOf, type StoredHttpUpstream } from './upstreams.ts';
 
 export interface PullThroughSettings extends UpstreamLimits {
@@ -86,6 +86,8 @@ const LEASE_TTL_MS = 30_000;
 const LEASE_POLL_MS = 250;
 /** Verification calls in flight to the worker. */
 const VERIFY_CALLS_IN_FLIGHT = 2;
+/** Pieces (of up to 64 KiB) the first client may have in its socket's queue before it is served from the spool file. */
+const CLIENT_LAG_PIECES = 48;
 /** The longest an ingest waits for the other pulls' streams to end (#quiet). */
 const INGEST_DEFER_MS = 10_000;
 
@@ -325,13 +327,7 @@ export class PullThrough {
     const lease = `pull:${info.narHash.slice('sha256:'.length)}`;
     const renew = setInterval(() => void tryAcquireLease(this.d.db, lease, this.#holder, LEASE_TTL_MS).catch(() => {}), LEASE_TTL_MS / 3);
     const started = performance.now();
-    this.#streaming++;
-    let streaming = true;
-    const streamed = () => {
-      if (!streaming) return;
-      streaming = false;
-      if (--this.#streaming === 0) for (const wake of this.#onQuiet.splice(0)) wake();
-    };
+    const streamed = this.#streamingStarts();
     try {
       if (info.narSize > this.d.maxNarSize) throw new Error(`the NAR (${info.narSize} bytes) exceeds the server limit of ${this.d.maxNarSize} bytes`);
       const fileBytes = await this.#fetchVerified(info, upstream, sink, spoolFile, events);
@@ -419,16 +415,31 @@ export class PullThrough {
       calls.add(call);
     };
     // Each piece goes to the spool and to the client, and its buffer back to the download once
-    // both are done; the newest piece is held back until the verdict.
+    // both are done; the newest piece is held back until the verdict. A client that falls
+    // CLIENT_LAG_PIECES behind is served from the spool file from then on (followSpool), so it
+    // no longer holds the download's buffers: the download goes on at the upstream's pace.
     let held: { piece: Buffer; done: () => void } | undefined;
     let begun = false;
+    let sent = 0;
+    let lag = 0;
+    let follower: Promise<void> | undefined;
+    let settle!: { resolve(length: number): void; reject(e: unknown): void };
+    const fileEnd = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
+    fileEnd.catch(() => {});
     const toClient = (h: { piece: Buffer; done: () => void }) => {
       if (!begun) {
         begun = true;
         sink.start(length);
         events.started();
       }
-      sink.write(h.piece, h.done);
+      if (follower) return h.done();
+      lag++;
+      sent += h.piece.length;
+      sink.write(h.piece, () => {
+        lag--;
+        h.done();
+      });
+      if (lag >= CLIENT_LAG_PIECES) follower = this.#follow(spool, sent, fileEnd, sink);
     };
     try {
       let summary: NarSummary;
@@ -459,14 +470,35 @@ export class PullThrough {
       if (info.fileSize !== undefined && fileBytes !== info.fileSize) throw new Error(`FileSize mismatch: the narinfo says ${info.fileSize}, the file has ${fileBytes} bytes`);
       events.verified(fileBytes);
       toClient(held!); // a NAR of NarSize > 0 came in one piece at least
-      sink.end();
+      if (follower) settle.resolve(fileBytes); // it sends the rest, and ends the response
+      else sink.end();
       return fileBytes;
     } catch (e) {
+      settle.reject(e);
       if (begun) sink.abort();
       throw e;
     } finally {
       verifier.close();
     }
+  }
+
+  /** Serves a lagging first client the rest of the file from the spool (see #fetchVerified). */
+  #follow(spool: SpoolFile, from: number, end: Promise<number>, sink: NarSink): Promise<void> {
+    const streamed = this.#streamingStarts();
+    return followSpool(spool, from, end, (piece) => new Promise((resolve) => sink.write(piece, resolve)))
+      .then(() => sink.end(), () => sink.abort())
+      .finally(streamed);
+  }
+
+  /** Counts a response being streamed from a pull until the returned function is called (see #quiet). */
+  #streamingStarts(): () => void {
+    this.#streaming++;
+    let streaming = true;
+    return () => {
+      if (!streaming) return;
+      streaming = false;
+      if (--this.#streaming === 0) for (const wake of this.#onQuiet.splice(0)) wake();
+    };
   }
 
   /**

@@ -1,4 +1,8 @@
 import { close, open, writev } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+
+/** Reads of followSpool. */
+const FOLLOW_PIECE = 1024 * 1024;
 
 /**
  * A file written in order from pieces as they arrive (an upstream NAR file being downloaded):
@@ -13,6 +17,7 @@ export class SpoolFile {
   #writing = false;
   #failure: Error | undefined;
   #flushed: Array<{ resolve(): void; reject(e: Error): void }> = [];
+  #growth: Array<() => void> = [];
 
   private constructor(
     readonly path: string,
@@ -38,6 +43,11 @@ export class SpoolFile {
     if (this.#failure) return Promise.reject(this.#failure);
     if (!this.#writing) return Promise.resolve();
     return new Promise((resolve, reject) => this.#flushed.push({ resolve, reject }));
+  }
+
+  /** Resolves the next time `written` grows. */
+  grown(): Promise<void> {
+    return new Promise((resolve) => this.#growth.push(resolve));
   }
 
   close(): Promise<void> {
@@ -66,6 +76,7 @@ export class SpoolFile {
         if (e) return finish(e);
         this.written += n;
         this.onWritten();
+        for (const wake of this.#growth.splice(0)) wake();
         const rest = remainder(buffers, n);
         if (rest.length > 0) writeFrom(rest);
         else finish(null);
@@ -81,4 +92,38 @@ function remainder(buffers: Buffer[], n: number): Buffer[] {
   while (i < buffers.length && n >= buffers[i]!.length) n -= buffers[i++]!.length;
   if (i === buffers.length) return [];
   return [buffers[i]!.subarray(n), ...buffers.slice(i + 1)];
+}
+
+/**
+ * Reads a spool file from byte `from` as it is written, handing each piece to `write` (awaited:
+ * the reader goes at its consumer's pace, one reused buffer), and holds the file's last byte back
+ * until `end` gives the file's final length: a reader never gets a whole file that was not
+ * accepted. Resolves once it has read the whole file; rejects when `end` does.
+ */
+export async function followSpool(spool: SpoolFile, from: number, end: Promise<number>, write: (piece: Buffer) => Promise<void>): Promise<void> {
+  let final: number | undefined;
+  let refused: { error: unknown } | undefined;
+  const settled = end.then(
+    (n) => void (final = n),
+    (error: unknown) => void (refused = { error }),
+  );
+  const file = await openFile(spool.path, 'r');
+  const buffer = Buffer.allocUnsafe(FOLLOW_PIECE);
+  try {
+    for (let at = from; ; ) {
+      if (refused) throw refused.error;
+      const limit = final ?? spool.written - 1;
+      if (at >= limit) {
+        if (final !== undefined) return;
+        await Promise.race([spool.grown(), settled]);
+        continue;
+      }
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, limit - at), at);
+      if (bytesRead === 0) throw new Error(`${spool.path} ends at ${at} bytes, before ${limit}`);
+      at += bytesRead;
+      await write(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await file.close();
+  }
 }

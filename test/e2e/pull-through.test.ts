@@ -174,13 +174,13 @@ for (const { db, storage } of SETUPS) {
       const id = (await server.services.caches.get(cache)).id;
       assert.equal(await countRows(server, 'objects', (q: any) => q.where('cache_id', '=', id)), 0);
     };
-    /** A path no subtest has pulled, in an xz upstream of its own: its NAR can only come from there. */
-    const freshPath = async (name: string, bytes: number) => {
+    /** A path no subtest has pulled, in an upstream of its own: its NAR can only come from there. */
+    const freshPath = async (name: string, bytes: number, compression: 'xz' | 'none' = 'xz') => {
       const src = path.join(tmp.path, `fresh-${name}`);
       await writeFile(src, randomBytes(bytes)); // incompressible: the xz file is as long as the NAR
       const storePath = await nix(['--add', src], nixEnv(tmp.path), 'nix-store');
       const dir = path.join(tmp.path, `fresh-${name}-cache`);
-      await copyToFileCache(dir, [storePath], f.keys, 'xz');
+      await copyToFileCache(dir, [storePath], f.keys, compression);
       return { storePath, dir };
     };
     let caches = 0;
@@ -432,6 +432,26 @@ for (const { db, storage } of SETUPS) {
       const stored = await server.fetch(`/${c.name}/${info.url}`);
       assert.equal(narHashOf(Buffer.from(await stored.arrayBuffer()), info.compression), info.narHash);
       assert.equal(up.count(/^\/nar\//), 1);
+    });
+
+    await t.test('a client that stops reading for longer than the upstream timeout: the download goes on, and the client gets the whole NAR', async () => {
+      const p = await freshPath('paused', 24 << 20, 'none');
+      const up = await upstream(p.dir);
+      const c = await cacheOver(up);
+      const hash = hashOf(p.storePath);
+      const info = parseNarInfo(await (await narinfo(c.name, hash)).text());
+      const res = await server.fetch(`/${c.name}/${info.url}`);
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      const pieces: Buffer[] = [Buffer.from((await reader.read()).value!)];
+      // Silent for 3 s, longer than the upstream timeout (1.5 s): the download is not held up by it.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      for (let r = await reader.read(); !r.done; r = await reader.read()) pieces.push(Buffer.from(r.value));
+      const body = Buffer.concat(pieces);
+      assert.equal(body.length, info.fileSize ?? Number(res.headers.get('content-length')));
+      assert.equal(narHashOf(body, info.compression), info.narHash);
+      assert.equal(up.count(/^\/nar\//), 1);
+      await until('the NAR to be ingested', async () => parseNarInfo(await (await narinfo(c.name, hash)).text()).url !== info.url);
     });
 
     await t.test('a private upstream gets its credentials; the API never returns them', async () => {
