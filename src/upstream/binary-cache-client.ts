@@ -94,9 +94,7 @@ export class BinaryCacheClient {
     try {
       for (let redirects = 0; ; redirects++) {
         if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UpstreamError('bad_response', `${url.href}: not an http(s) URL`);
-        const headers: Record<string, string> = {};
-        if (this.endpoint.authorization && url.origin === new URL(this.endpoint.url).origin) headers.authorization = this.endpoint.authorization;
-        file = await download(url, { headers, timeoutMs: this.limits.timeoutMs });
+        file = await download(url, { headers: this.#headersFor(url), timeoutMs: this.limits.timeoutMs });
         const location = file.headers.get('location');
         if (file.status < 300 || file.status >= 400 || location === undefined) break;
         file.close();
@@ -130,14 +128,16 @@ export class BinaryCacheClient {
   }
 
   async #get(url: string, signal: AbortSignal): Promise<Response> {
-    const headers: Record<string, string> = {};
-    if (this.endpoint.authorization && new URL(url).origin === new URL(this.endpoint.url).origin) {
-      headers.authorization = this.endpoint.authorization;
-    }
-    const res = await fetch(url, { headers, signal, redirect: 'follow' });
+    const res = await fetch(url, { headers: this.#headersFor(new URL(url)), signal, redirect: 'follow' });
     if (res.ok || res.status === 404 || res.status === 410) return res;
     await res.body?.cancel();
     throw statusError(url, res.status);
+  }
+
+  /** The upstream's credentials go to its own origin only, never to a host it redirects to. */
+  #headersFor(url: URL): Record<string, string> {
+    const { authorization } = this.endpoint;
+    return authorization && url.origin === new URL(this.endpoint.url).origin ? { authorization } : {};
   }
 
   #classify(e: unknown, signal?: AbortSignal): UpstreamError {
