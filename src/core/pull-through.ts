@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { ChunkingParams } from '../chunking/fastcdc.ts';
 import { extensionFor, type NixCompression } from '../compression/codecs.ts';
@@ -51,11 +50,10 @@ export interface Log {
   warn(obj: object, msg: string): void;
 }
 
-export interface PulledNar {
-  /** The file's length, when known (the upstream's Content-Length or FileSize). */
+/** The answer to a HEAD of a pending upstream NAR file. */
+export interface PulledNarHead {
+  /** The file's length, when known (its narinfo's FileSize). */
   size?: number;
-  /** undefined for HEAD. */
-  body?: Readable;
 }
 
 /**
@@ -91,10 +89,16 @@ const CLIENT_LAG_PIECES = 48;
 /** The longest an ingest waits for the other pulls' streams to end (#quiet). */
 const INGEST_DEFER_MS = 10_000;
 
+/** An upstream NAR file arriving: the spool it is written to, and its length when it is known. */
+interface LiveFile {
+  spool: SpoolFile;
+  length: number | undefined;
+}
+
 /** An upstream NAR this server is fetching. */
 interface NarFlight {
-  /** The file as downloaded, until the NAR is ingested. */
-  spoolFile: string;
+  /** Resolves once the file's first piece has arrived; undefined when the pull failed before. */
+  live: Promise<LiveFile | undefined>;
   /** Resolves with the file's length once the whole file is verified; rejects when it is refused. */
   verified: Promise<number>;
   /** The NAR, once ingested. */
@@ -104,7 +108,7 @@ interface NarFlight {
 /** What #pull reports to the request that started it, and to the requests that wait on it. */
 interface PullEvents {
   /** The first client's response has started (its first byte is on its way). */
-  started(): void;
+  started(live: LiveFile): void;
   verified(length: number): void;
 }
 
@@ -144,11 +148,11 @@ export class PullThrough {
   /**
    * The file named by a pending upstream narinfo of the cache; 'stored' when its NAR is stored
    * now (the caller serves it from there); undefined when no such narinfo names it. Concurrent
-   * requests share one upstream download: the first is answered through `sink` as the bytes
-   * arrive ('live': its response has started), the others are served the downloaded file once
-   * it is verified.
+   * requests share one upstream download, and each is answered through its `sink` as the bytes
+   * arrive ('live': its response has started): the first from the download, the others from the
+   * spool file behind it (followSpool). Either way the last byte waits for the verdict.
    */
-  async openNar(cache: Cache, file: string, head: boolean, log: Log, sink: NarSink): Promise<PulledNar | 'live' | 'stored' | undefined> {
+  async openNar(cache: Cache, file: string, head: boolean, log: Log, sink: NarSink): Promise<PulledNarHead | 'live' | 'stored' | undefined> {
     const m = PENDING_NAR_RE.exec(file);
     if (!m || upstreamsOf(cache).length === 0) return undefined;
     const narHash = `sha256:${m[1]}`;
@@ -166,10 +170,15 @@ export class PullThrough {
       flight = this.#narFlights.get(narHash);
     }
     if (flight) {
-      const size = await flight.verified;
+      const live = await flight.live;
+      if (!live) await flight.verified; // throws why the pull failed
       // Opened before the ingest removes it, the file stays readable to the end.
-      const spool = await open(flight.spoolFile).catch(() => undefined);
-      if (spool) return { size, body: spool.createReadStream({ highWaterMark: 1 << 20 }) };
+      const spool = live && (await open(live.spool.path).catch(() => undefined));
+      if (live && spool) {
+        sink.start(live.length);
+        void this.#follow(spool, live.spool, 0, flight.verified, sink);
+        return 'live';
+      }
     }
     // The NAR is (or is being) stored: by this server, another replica, or a push.
     await this.#recordPending(cache, await (flight?.stored ?? this.#awaitOtherReplica(narHash)));
@@ -284,8 +293,8 @@ export class PullThrough {
     if (this.#narFlights.has(info.narHash)) return false;
     const label = upstreamLabel(upstream);
     const spoolFile = path.join(os.tmpdir(), `loft-pull-${randomUUID()}`);
-    let started!: () => void;
-    const response = new Promise<void>((resolve) => (started = resolve));
+    let started!: (live: LiveFile | undefined) => void;
+    const live = new Promise<LiveFile | undefined>((resolve) => (started = resolve));
     let verified!: (length: number) => void;
     let refused!: (e: Error) => void;
     const verdict = new Promise<number>((resolve, reject) => ((verified = resolve), (refused = reject)));
@@ -296,6 +305,7 @@ export class PullThrough {
         log.warn({ upstream: label, path: info.storePath, err: e.message }, 'upstream NAR refused; nothing was stored');
         const answer = unavailable(`the NAR of ${info.storePath} could not be fetched from its upstream: ${e.message}`);
         refused(answer);
+        started(undefined); // no-op once it has started
         throw answer;
       })
       .finally(() => {
@@ -303,8 +313,9 @@ export class PullThrough {
         void releaseLease(this.d.db, lease, this.#holder).catch(() => {});
         void rm(spoolFile, { force: true });
       });
-    this.#narFlights.set(info.narHash, { spoolFile, verified: verdict, stored });
-    await Promise.race([response, stored]);
+    this.#narFlights.set(info.narHash, { live, verified: verdict, stored });
+    // undefined: the pull failed before its first byte, and `stored` rejects with why
+    if ((await Promise.race([live, stored])) === undefined) await stored;
     return true;
   }
 
@@ -430,7 +441,7 @@ export class PullThrough {
       if (!begun) {
         begun = true;
         sink.start(length);
-        events.started();
+        events.started({ spool, length });
       }
       if (follower) return h.done();
       lag++;
@@ -439,7 +450,9 @@ export class PullThrough {
         lag--;
         h.done();
       });
-      if (lag >= CLIENT_LAG_PIECES) follower = this.#follow(spool, sent, fileEnd, sink);
+      if (lag >= CLIENT_LAG_PIECES) {
+        follower = open(spool.path).then((f) => this.#follow(f, spool, sent, fileEnd, sink), () => sink.abort());
+      }
     };
     try {
       let summary: NarSummary;
@@ -482,10 +495,14 @@ export class PullThrough {
     }
   }
 
-  /** Serves a lagging first client the rest of the file from the spool (see #fetchVerified). */
-  #follow(spool: SpoolFile, from: number, end: Promise<number>, sink: NarSink): Promise<void> {
+  /**
+   * Serves a response (started) the spool file from `from` as it grows, through `file` (which it
+   * closes), ending it once `end` gives the verified length: a lagging first client (see
+   * #fetchVerified), or a request that joined the download.
+   */
+  #follow(file: FileHandle, spool: SpoolFile, from: number, end: Promise<number>, sink: NarSink): Promise<void> {
     const streamed = this.#streamingStarts();
-    return followSpool(spool, from, end, (piece) => new Promise((resolve) => sink.write(piece, resolve)))
+    return followSpool(file, spool, from, end, (piece) => new Promise((resolve) => sink.write(piece, resolve)))
       .then(() => sink.end(), () => sink.abort())
       .finally(streamed);
   }

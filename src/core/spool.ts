@@ -1,5 +1,5 @@
 import { close, open, writev } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 
 /** Reads of followSpool. */
 const FOLLOW_PIECE = 1024 * 1024;
@@ -95,19 +95,25 @@ function remainder(buffers: Buffer[], n: number): Buffer[] {
 }
 
 /**
- * Reads a spool file from byte `from` as it is written, handing each piece to `write` (awaited:
- * the reader goes at its consumer's pace, one reused buffer), and holds the file's last byte back
- * until `end` gives the file's final length: a reader never gets a whole file that was not
- * accepted. Resolves once it has read the whole file; rejects when `end` does.
+ * Reads a spool file (opened as `file`, closed when done) from byte `from` as it is written,
+ * handing each piece to `write` (awaited: the reader goes at its consumer's pace, one reused
+ * buffer), and holds the file's last byte back until `end` gives the file's final length: a
+ * reader never gets a whole file that was not accepted. Resolves once it has read the whole
+ * file; rejects when `end` does.
  */
-export async function followSpool(spool: SpoolFile, from: number, end: Promise<number>, write: (piece: Buffer) => Promise<void>): Promise<void> {
+export async function followSpool(
+  file: FileHandle,
+  spool: SpoolFile,
+  from: number,
+  end: Promise<number>,
+  write: (piece: Buffer) => Promise<void>,
+): Promise<void> {
   let final: number | undefined;
   let refused: { error: unknown } | undefined;
   const settled = end.then(
     (n) => void (final = n),
     (error: unknown) => void (refused = { error }),
   );
-  const file = await openFile(spool.path, 'r');
   const buffer = Buffer.allocUnsafe(FOLLOW_PIECE);
   try {
     for (let at = from; ; ) {

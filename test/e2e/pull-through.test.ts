@@ -454,6 +454,60 @@ for (const { db, storage } of SETUPS) {
       await until('the NAR to be ingested', async () => parseNarInfo(await (await narinfo(c.name, hash)).text()).url !== info.url);
     });
 
+    await t.test('a request that joins a download is streamed the file as it arrives, and cut short with the first if the NAR is refused', async () => {
+      const drain = async (res: Response, onPiece: (n: number) => void) => {
+        const pieces: Buffer[] = [];
+        try {
+          for await (const piece of res.body!) {
+            pieces.push(Buffer.from(piece));
+            onPiece(piece.length);
+          }
+          return { body: Buffer.concat(pieces) };
+        } catch (error) {
+          return { body: Buffer.concat(pieces), error };
+        }
+      };
+      for (const tampered of [false, true]) {
+        const p = await freshPath(tampered ? 'joined-tampered' : 'joined', 1 << 20, 'none');
+        const up = await upstream(p.dir);
+        up.mode = tampered ? 'tamper-nar' : 'slow';
+        up.slowDelayMs = 4; // 4 KiB pieces: the download takes a second or more
+        const c = await cacheOver(up);
+        const info = parseNarInfo(await (await narinfo(c.name, hashOf(p.storePath))).text());
+        const served = async () => (await server.services.metrics.bytesServed.get()).values[0]?.value ?? 0;
+        const servedBefore = await served();
+        const head = await server.fetch(`/${c.name}/${info.url}`, { method: 'HEAD' });
+        assert.equal(head.status, 200);
+        assert.equal(Number(head.headers.get('content-length')), info.narSize);
+        assert.equal(await served(), servedBefore, 'a HEAD serves no bytes');
+        const first = await server.fetch(`/${c.name}/${info.url}`);
+        assert.equal(first.status, 200);
+        let firstBytes = 0;
+        const firstBody = drain(first, (n) => (firstBytes += n));
+        await until('the first client to receive bytes', async () => firstBytes > 0);
+        const second = await server.fetch(`/${c.name}/${info.url}`);
+        assert.equal(second.status, 200);
+        assert.equal(Number(second.headers.get('content-length')), info.narSize);
+        let firstBytesThen: number | undefined;
+        const secondBody = drain(second, () => (firstBytesThen ??= firstBytes));
+        const results = await Promise.all([firstBody, secondBody]);
+        assert.ok(firstBytesThen! < 0.9 * info.narSize, `the second client's first bytes came when the first had ${firstBytesThen} of ${info.narSize}`);
+        assert.equal(up.count(/^\/nar\//), 1);
+        for (const r of results) {
+          if (tampered) {
+            assert.ok(r.error, 'the body is aborted');
+            assert.ok(r.body.length < info.narSize, `received ${r.body.length} of ${info.narSize} bytes`);
+          } else {
+            assert.equal(r.error, undefined);
+            assert.equal(narHashOf(r.body, 'none'), info.narHash);
+          }
+        }
+        if (tampered) await nothingStored(c.name);
+        else await until('both responses to be counted as served', async () => (await served()) === servedBefore + 2 * info.narSize);
+        if (!tampered) await until('the NAR to be ingested', async () => parseNarInfo(await (await narinfo(c.name, hashOf(p.storePath))).text()).url !== info.url);
+      }
+    });
+
     await t.test('a private upstream gets its credentials; the API never returns them', async () => {
       const up = await upstream(f.xzDir);
       up.requireAuthorization = 'Bearer s3cr3t-upstream-token';

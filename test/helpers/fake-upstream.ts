@@ -51,7 +51,7 @@ export interface FakeUpstream {
   /** When set, requests without `Authorization: <this>` get 401. */
   requireAuthorization?: string;
   tamperNar?: (file: Buffer) => Buffer;
-  /** The pause between two 4 KiB pieces in 'slow' mode (default 20 ms). */
+  /** The pause between two 4 KiB pieces in 'slow' mode (default 20 ms), and in 'tamper-nar' mode when set. */
   slowDelayMs?: number;
   /** Requests received per URL path (the server's access log). */
   requests: Map<string, number>;
@@ -108,7 +108,9 @@ async function respond(up: FakeUpstream, dir: string, urlPath: string, req: http
     const original = await readFile(file);
     const body = up.tamperNar ? up.tamperNar(original) : original;
     if (!up.tamperNar) body[body.length >> 1] ^= 0x01;
-    res.writeHead(200, { 'content-type': type, 'content-length': body.length }).end(body);
+    res.writeHead(200, { 'content-type': type, 'content-length': body.length });
+    if (up.slowDelayMs === undefined) res.end(body);
+    else await writePaced(res, piecesOf(body, 4096), () => delay(up.slowDelayMs));
     return;
   }
   const size = (await stat(file)).size;
@@ -120,12 +122,25 @@ async function respond(up: FakeUpstream, dir: string, urlPath: string, req: http
   }
   const stream = createReadStream(file, up.mode === 'slow' || chunked ? { highWaterMark: 4096 } : {});
   if (up.mode === 'slow' || chunked) {
-    for await (const piece of stream) {
-      res.write(piece);
-      await new Promise((resolve) => (chunked ? setImmediate(resolve) : setTimeout(resolve, up.slowDelayMs ?? 20)));
-    }
-    res.end();
+    await writePaced(res, stream, () => (chunked ? new Promise(setImmediate) : delay(up.slowDelayMs ?? 20)));
     return;
   }
   stream.pipe(res);
+}
+
+/** Writes the pieces with a pause after each, then ends the response. */
+async function writePaced(res: http.ServerResponse, pieces: AsyncIterable<Buffer> | Iterable<Buffer>, pause: () => Promise<unknown>): Promise<void> {
+  for await (const piece of pieces) {
+    res.write(piece);
+    await pause();
+  }
+  res.end();
+}
+
+function* piecesOf(body: Buffer, size: number): Iterable<Buffer> {
+  for (let at = 0; at < body.length; at += size) yield body.subarray(at, at + size);
+}
+
+function delay(ms: number | undefined): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

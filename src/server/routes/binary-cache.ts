@@ -91,11 +91,10 @@ export function binaryCacheRoutes(app: FastifyInstance, s: Services): void {
       const pulled = await s.pullThrough.openNar(cache, req.params.file, req.method === 'HEAD', req.log, liveNarResponse(s, reply));
       if (pulled === 'live') return reply;
       if (pulled && pulled !== 'stored') {
-        // Only a verified NAR reaches its last byte: a refused one is cut short of this length.
-        const { size } = pulled;
+        // HEAD of a file still upstream.
         reply.header('content-type', 'application/x-nix-nar');
-        if (size !== undefined) reply.header('content-length', size).raw.once('finish', () => s.metrics.bytesServed.inc(size));
-        return reply.send(pulled.body ?? Readable.from([]));
+        if (pulled.size !== undefined) reply.header('content-length', pulled.size);
+        return reply.send(Readable.from([])); // an empty stream keeps the Content-Length
       }
       // The pull-through flow has just stored it (or another replica did).
       if (pulled === 'stored') target = await resolveNarFile(s, cache.id, req.params.file);
