@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { buildBenchPaths, CLIENT_CORE, cpuDelta, cpuTimes, log, MB, median, nixEnv, pinned, round, RUNS, run, tempDir, timed, writeDocSection, writeResult } from './lib/common.ts';
+import { buildBenchPaths, CLIENT_CORE, cpuDelta, cpuTimes, log, MB, median, nixEnv, pinned, primeMemory, round, settle, RUNS, run, tempDir, timed, writeDocSection, writeResult } from './lib/common.ts';
 import { hashPart, loftPush } from './lib/nix.ts';
 import { startLoft, startNginx, type LoftServer } from './lib/servers.ts';
 import { copyToFileCache, generateUpstreamKey } from '../test/helpers/fake-upstream.ts';
@@ -39,8 +39,11 @@ async function upstreamCache(dir: string, paths: string[]): Promise<{ dir: strin
   return { dir: path.join(base, 'upstream'), publicKey: keys.publicKey };
 }
 
-/** `nix-store -r` of the paths into a fresh store from one substituter, on the client core; returns ms. */
-async function substitute(work: string, url: string, key: string, paths: string[]): Promise<number> {
+/**
+ * `nix-store -r` of the paths into a fresh store from one substituter, on the client core, once
+ * the server `quiet` is idle and memory is primed; returns ms.
+ */
+async function substitute(work: string, url: string, key: string, paths: string[], quiet: number): Promise<number> {
   const n = ++pulls;
   const store = path.join(work, `store-${n}`);
   const [cmd, args] = pinned(CLIENT_CORE, 'nix-store', [
@@ -49,6 +52,8 @@ async function substitute(work: string, url: string, key: string, paths: string[
     '--option', 'trusted-public-keys', key,
     '--option', 'require-sigs', 'true',
   ]);
+  await settle(quiet);
+  await primeMemory();
   const { ms } = await timed(() => run(cmd, args, { env: nixEnv(path.join(work, `client-${n}`)) }));
   await run('rm', ['-rf', store, path.join(work, `client-${n}`)]);
   return ms;
@@ -98,8 +103,8 @@ async function main(): Promise<void> {
       try {
         await loft.createCache('proxy');
         const loftKey = await configureUpstream(loft, 'proxy', upstream.url, keys.publicKey);
-        const direct = async () => substitute(work, upstream.url, keys.publicKey, paths);
-        const through = async () => substitute(work, `${loft.url}/proxy`, loftKey, paths);
+        const direct = async () => substitute(work, upstream.url, keys.publicKey, paths, loft.pid);
+        const through = async () => substitute(work, `${loft.url}/proxy`, loftKey, paths, loft.pid);
         let cpu = await cpuTimes(loft.pid);
         const timedThrough = async () => {
           cpu = await cpuTimes(loft.pid);
@@ -129,8 +134,8 @@ async function main(): Promise<void> {
         await loft.createCache('plain');
         await loftPush(loft, 'plain', paths);
         const plainKey = await publicKeyOf(loft, 'plain');
-        const plain = async () => substitute(work, `${loft.url}/plain`, plainKey, paths);
-        const pulled = async () => substitute(work, `${loft.url}/proxy`, loftKey, paths);
+        const plain = async () => substitute(work, `${loft.url}/plain`, plainKey, paths, loft.pid);
+        const pulled = async () => substitute(work, `${loft.url}/proxy`, loftKey, paths, loft.pid);
         const w = r % 2 === 0 ? { plain: await plain(), pulled: await pulled() } : { pulled: await pulled(), plain: await plain() };
         warm.push(w);
         log(`upstream run ${r + 1}/${RUNS}: cold ${(c.loft / 1000).toFixed(2)} s via Loft vs ${(c.direct / 1000).toFixed(2)} s direct; warm ${(w.pulled / 1000).toFixed(2)} s vs ${(w.plain / 1000).toFixed(2)} s plain`);
@@ -168,7 +173,8 @@ async function main(): Promise<void> {
       'defaults, SQLite, local storage, a fresh server per run) runs on the server core with nginx. Cold: through a Loft',
       'cache whose upstream is that nginx, vs straight from nginx. Warm: from that Loft cache once it holds the paths, vs',
       'from a normal Loft cache the same paths were pushed to (`loft push`). Each figure is the median of per-run ratios',
-      'measured side by side, in alternating order.',
+      'measured side by side, in alternating order. Every timed pull starts once the server has been idle for 0.5 s and',
+      'right after 2 GB of memory is written and freed (`settle` and `primeMemory` in bench/lib/common.ts: see below).',
       '',
       `Closure: ${closure.length} paths, ${(narBytes / MB).toFixed(0)} MB of NAR. Runs: ${RUNS}. Date: ${new Date().toISOString().slice(0, 10)}.` +
         (process.env.BENCH_QUICK === '1' ? ' **BENCH_QUICK run: small sizes, indicative only.**' : ''),

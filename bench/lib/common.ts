@@ -59,6 +59,20 @@ export async function run(
   }
 }
 
+/** Bytes of memory primeMemory() touches: more than one timed run allocates (a NAR store, a spool, page cache). */
+const PRIME_BYTES = 2000 * MiB;
+
+/**
+ * Writes and frees 2 GB of tmpfs just before a timed run, so every run starts from the same memory
+ * state. On this kind of VM the guest hands pages freed for a couple of seconds back to the host, and
+ * touching them again costs kernel time: a 300 MB `nix-store -r` took 0.8 s right after another one and
+ * 1.0–1.2 s after 5 s of idle (0.2 s vs 0.4–0.7 s of system time), which made whichever side had waited
+ * before its run look slower.
+ */
+export async function primeMemory(): Promise<void> {
+  await run('sh', ['-c', `head -c ${PRIME_BYTES} /dev/zero > /dev/shm/loft-bench-prime; rm -f /dev/shm/loft-bench-prime`]);
+}
+
 /** `cmd args` pinned to one core with taskset. */
 export function pinned(core: string, cmd: string, args: string[]): [string, string[]] {
   return ['taskset', ['-c', core, cmd, ...args]];
@@ -217,6 +231,22 @@ export async function cpuTimes(pid: number): Promise<CpuTimes> {
     }
   }
   return t;
+}
+
+/**
+ * Resolves once process `pid` (a server) has used under 10 ms of CPU in 500 ms, or after 30 s: a
+ * timed run then does not share the server's core with work left from the step before it.
+ */
+export async function settle(pid: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  const total = (t: CpuTimes) => t.mainUser + t.mainSys + t.otherUser + t.otherSys;
+  let last = total(await cpuTimes(pid));
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = total(await cpuTimes(pid));
+    if (now - last < 10) return;
+    last = now;
+  }
 }
 
 export function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes {
