@@ -526,15 +526,11 @@ export class PullThrough {
   #quiet(): Promise<void> {
     if (this.#streaming === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, INGEST_DEFER_MS);
-      const wake = () => {
+      const timer = setTimeout(resolve, INGEST_DEFER_MS);
+      this.#onQuiet.push(() => {
         clearTimeout(timer);
         resolve();
-      };
-      function done() {
-        resolve();
-      }
-      this.#onQuiet.push(wake);
+      });
     });
   }
 
