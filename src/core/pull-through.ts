@@ -172,12 +172,14 @@ export class PullThrough {
     if (flight) {
       const live = await flight.live;
       if (!live) await flight.verified; // throws why the pull failed
-      // Opened before the ingest removes it, the file stays readable to the end.
-      const spool = live && (await open(live.spool.path).catch(() => undefined));
-      if (live && spool) {
-        sink.start(live.length);
-        void this.#follow(spool, live.spool, 0, flight.verified, sink);
-        return 'live';
+      else {
+        // Opened before the ingest removes it, the file stays readable to the end.
+        const file = await open(live.spool.path).catch(() => undefined);
+        if (file) {
+          sink.start(live.length);
+          void this.#follow(file, live.spool, 0, flight.verified, sink);
+          return 'live';
+        }
       }
     }
     // The NAR is (or is being) stored: by this server, another replica, or a push.

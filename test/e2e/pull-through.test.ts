@@ -503,8 +503,10 @@ for (const { db, storage } of SETUPS) {
           }
         }
         if (tampered) await nothingStored(c.name);
-        else await until('both responses to be counted as served', async () => (await served()) === servedBefore + 2 * info.narSize);
-        if (!tampered) await until('the NAR to be ingested', async () => parseNarInfo(await (await narinfo(c.name, hashOf(p.storePath))).text()).url !== info.url);
+        else {
+          await until('both responses to be counted as served', async () => (await served()) === servedBefore + 2 * info.narSize);
+          await until('the NAR to be ingested', async () => parseNarInfo(await (await narinfo(c.name, hashOf(p.storePath))).text()).url !== info.url);
+        }
       }
     });
 
