@@ -393,25 +393,21 @@ for (const { db, storage } of SETUPS) {
       assert.equal(up.count(new RegExp(`^/${absent}\\.narinfo$`)), 1);
     });
 
-    await t.test('a slow upstream is streamed through completely', async () => {
-      const p = await freshPath('slow', 512 * 1024);
-      const up = await upstream(p.dir);
-      up.mode = 'slow';
-      const c = await cacheOver(up);
-      await pull(server, tmp.path, 'slow', c.name, [p.storePath], c.key);
-      await verifyStore(tmp.path, 'slow', [p.storePath], c.key, [p.storePath]);
-      assert.equal(up.count(/^\/nar\//), 1);
-    });
-
-    await t.test('an upstream that sends no Content-Length (chunked) is streamed through completely', async () => {
-      const p = await freshPath('chunked', 4 << 20);
-      const up = await upstream(p.dir);
-      up.mode = 'chunked';
-      const c = await cacheOver(up);
-      await pull(server, tmp.path, 'chunked', c.name, [p.storePath], c.key);
-      await verifyStore(tmp.path, 'chunked', [p.storePath], c.key, [p.storePath]);
-      assert.equal(up.count(/^\/nar\//), 1);
-    });
+    const streamedThrough = [
+      { mode: 'slow', size: 512 * 1024, what: 'a slow upstream' },
+      { mode: 'chunked', size: 4 << 20, what: 'an upstream that sends no Content-Length (chunked)' },
+    ] as const;
+    for (const { mode, size, what } of streamedThrough) {
+      await t.test(`${what} is streamed through completely`, async () => {
+        const p = await freshPath(mode, size);
+        const up = await upstream(p.dir);
+        up.mode = mode;
+        const c = await cacheOver(up);
+        await pull(server, tmp.path, mode, c.name, [p.storePath], c.key);
+        await verifyStore(tmp.path, mode, [p.storePath], c.key, [p.storePath]);
+        assert.equal(up.count(/^\/nar\//), 1);
+      });
+    }
 
     await t.test('a client that goes away mid-download does not stop the pull: the NAR is verified and stored', async () => {
       const p = await freshPath('gone', 8 << 20);
