@@ -84,8 +84,12 @@ const LEASE_TTL_MS = 30_000;
 const LEASE_POLL_MS = 250;
 /** Verification calls in flight to the worker. */
 const VERIFY_CALLS_IN_FLIGHT = 2;
-/** Pieces (of up to 64 KiB) the first client may have in its socket's queue before it is served from the spool file. */
-const CLIENT_LAG_PIECES = 48;
+/**
+ * The share of the download's pieces (NarFile.maxPieces: 4 MiB) the first client may have in its
+ * socket's queue before it is served from the spool file: below 1, so that the client never holds
+ * the download up.
+ */
+const CLIENT_LAG_SHARE = 0.75;
 /** The longest an ingest waits for the other pulls' streams to end (#quiet). */
 const INGEST_DEFER_MS = 10_000;
 
@@ -429,12 +433,14 @@ export class PullThrough {
     };
     // Each piece goes to the spool and to the client, and its buffer back to the download once
     // both are done; the newest piece is held back until the verdict. A client that falls
-    // CLIENT_LAG_PIECES behind is served from the spool file from then on (followSpool), so it
-    // no longer holds the download's buffers: the download goes on at the upstream's pace.
+    // CLIENT_LAG_SHARE of the download's pieces behind is served from the spool file from then on
+    // (followSpool), so it no longer holds the download's buffers: the download goes on at the
+    // upstream's pace.
     let held: { piece: Buffer; done: () => void } | undefined;
     let begun = false;
     let sent = 0;
     let lag = 0;
+    const lagLimit = Math.floor(file.maxPieces * CLIENT_LAG_SHARE);
     let follower: Promise<void> | undefined;
     let settle!: { resolve(length: number): void; reject(e: unknown): void };
     const fileEnd = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
@@ -452,7 +458,7 @@ export class PullThrough {
         lag--;
         h.done();
       });
-      if (lag >= CLIENT_LAG_PIECES) {
+      if (lag >= lagLimit) {
         follower = open(spool.path).then((f) => this.#follow(f, spool, sent, fileEnd, sink), () => sink.abort());
       }
     };

@@ -25,6 +25,8 @@ export interface UpstreamLimits {
 export interface NarFile {
   /** The file's length, when the upstream says it. */
   length: number | undefined;
+  /** The pieces the consumer may hold before the download waits for it (Download.maxPieces). */
+  maxPieces: number;
   read(onPiece: (piece: Buffer, release: () => void) => void): Promise<void>;
   close(): void;
 }
@@ -115,6 +117,7 @@ export class BinaryCacheClient {
     };
     return {
       length: opened.length,
+      maxPieces: opened.maxPieces,
       read: (onPiece) =>
         opened.read(onPiece).then(done, (e: unknown) => {
           done();

@@ -8,17 +8,21 @@ import tls from 'node:tls';
  * them as external memory) cost about as much CPU as moving the bytes (docs/benchmarks.md,
  * "Upstream pull-through"). Here every piece is a view of a read buffer that goes back to the
  * download's own pool once the consumer releases it, and the socket stops reading while
- * MAX_READ_BUFFERS are out: memory stays bounded, and nothing is allocated per piece.
+ * MAX_HELD_BYTES of buffers are out: memory stays bounded, and nothing is allocated per piece.
  *
  * The request is `Connection: close`, the response is framed by Content-Length, chunked
  * transfer coding, or the end of the connection (RFC 9112). Narinfos, small and many, are
  * fetched with fetch() instead.
  */
 
-/** What one read of the socket fills at most; TLS fills 16 KiB records. */
-const READ_BUFFER_BYTES = 64 * 1024;
-/** Read buffers the consumer may hold before the socket stops reading: 4 MiB per download. */
-const MAX_READ_BUFFERS = 64;
+/**
+ * What one read of the socket fills at most. Plain TCP fills what has arrived: larger reads
+ * mean fewer reads and wakeups of the event loop. TLS delivers one record (at most 16 KiB) per
+ * read, so its buffers are smaller and more of them may be out.
+ */
+const READ_BUFFER_BYTES: Record<'http:' | 'https:', number> = { 'http:': 256 * 1024, 'https:': 64 * 1024 };
+/** Read buffers the consumer may hold before the socket stops reading, per download. */
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 /** A chunk-size line, with its extensions, or a trailer line. */
 const MAX_LINE_BYTES = 4096;
@@ -52,6 +56,8 @@ export interface Download {
   readonly headers: ReadonlyMap<string, string>;
   /** The body's length, when Content-Length frames it. */
   readonly length: number | undefined;
+  /** The pieces the consumer may hold (not yet released) before the socket stops reading. */
+  readonly maxPieces: number;
   /**
    * Reads the body (once): each piece goes to `onPiece` as a view of a read buffer that is reused
    * once `release` is called (call it exactly once). Resolves when the body is complete; rejects
@@ -79,9 +85,11 @@ class HttpDownload implements Download {
   status = 0;
   readonly headers = new Map<string, string>();
   length: number | undefined;
+  readonly maxPieces: number;
   readonly head: Promise<Download>;
 
   readonly #socket: net.Socket;
+  readonly #bufferBytes: number;
   readonly #free: Slab[] = [];
   /** Slabs taken from the pool and not yet back. */
   #out = 0;
@@ -102,6 +110,8 @@ class HttpDownload implements Download {
   constructor(url: URL, opts: DownloadOptions) {
     this.head = new Promise((resolve, reject) => (this.#settleHead = { resolve, reject }));
     const secure = url.protocol === 'https:';
+    this.#bufferBytes = READ_BUFFER_BYTES[secure ? 'https:' : 'http:'];
+    this.maxPieces = MAX_HELD_BYTES / this.#bufferBytes;
     const port = Number(url.port) || (secure ? 443 : 80);
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const onread: net.OnReadOpts = { buffer: () => this.#take(), callback: (n: number) => this.#onRead(n) };
@@ -138,7 +148,7 @@ class HttpDownload implements Download {
   }
 
   #take(): Buffer {
-    const slab = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), refs: 0 };
+    const slab = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(this.#bufferBytes), refs: 0 };
     slab.refs = 1;
     this.#out++;
     this.#reading = slab;
@@ -153,7 +163,7 @@ class HttpDownload implements Download {
   }
 
   #resumeIfRoom(): void {
-    if (this.#out >= MAX_READ_BUFFERS || this.#socket.destroyed) return;
+    if (this.#out >= this.maxPieces || this.#socket.destroyed) return;
     this.#stopped = false;
     this.#socket.resume();
   }
@@ -170,7 +180,7 @@ class HttpDownload implements Download {
       this.#fail(e as Error);
     }
     this.#unref(slab);
-    this.#stopped = this.#phase === 'waiting' || (this.#phase === 'body' && this.#out >= MAX_READ_BUFFERS);
+    this.#stopped = this.#phase === 'waiting' || (this.#phase === 'body' && this.#out >= this.maxPieces);
     return !this.#stopped && this.#phase !== 'done' && this.#phase !== 'failed';
   }
 

@@ -238,6 +238,8 @@ for (const { db, storage } of SETUPS) {
         const info = parseNarInfo(await res.text());
         up.mode = 'tamper-nar';
         up.tamperNar = tamper;
+        // Sent in paced 4 KiB pieces, the streamed NAR arrives in several reads, whatever their size.
+        if (streamed) up.slowDelayMs = 1;
         const nar = await server.fetch(`/${c.name}/${info.url}`);
         if (streamed) {
           assert.equal(nar.status, 200);
