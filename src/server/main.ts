@@ -6,6 +6,7 @@ import { migrateToLatest } from '../db/migrate.ts';
 import { openDatabase } from '../db/dialect.ts';
 import { startJobs } from './jobs.ts';
 import { applyDeclaredCaches } from './declared-caches.ts';
+import { useEnvProxyForFetch } from '../upstream/proxy.ts';
 
 export type ServeMode = 'monolithic' | 'api' | 'worker' | 'migrate' | 'check-config';
 
@@ -35,6 +36,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
   }
   await ensureDataDir(cfg);
   cfg = await ensureTokenSecret(cfg);
+  // Before the services start: a proxy setting Loft cannot use stops it here.
+  const proxies = useEnvProxyForFetch();
   const services = await createServices(cfg);
   let report: Awaited<ReturnType<typeof firstStart>>;
   try {
@@ -48,6 +51,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     throw e;
   }
   const app = await buildApp(services);
+  if (proxies) app.log.info(proxies.note);
   const jobs = mode === 'api' ? undefined : startJobs(services, app.log);
   if (mode !== 'worker') {
     await app.listen({ host: cfg.listen.host, port: cfg.listen.port });

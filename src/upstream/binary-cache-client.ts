@@ -1,3 +1,4 @@
+import { proxyFor } from './proxy.ts';
 import { download, DownloadError, type Download, type DownloadFailure } from './download.ts';
 import { Semaphore } from './semaphore.ts';
 
@@ -96,7 +97,7 @@ export class BinaryCacheClient {
     try {
       for (let redirects = 0; ; redirects++) {
         if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UpstreamError('bad_response', `${url.href}: not an http(s) URL`);
-        file = await download(url, { headers: this.#headersFor(url), timeoutMs: this.limits.timeoutMs });
+        file = await download(url, { headers: this.#headersFor(url), timeoutMs: this.limits.timeoutMs, proxy: proxyFor(url) });
         const location = file.headers.get('location');
         if (file.status < 300 || file.status >= 400 || location === undefined) break;
         file.close();

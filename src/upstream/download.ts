@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { proxyAuthorization } from './proxy.ts';
 
 /**
  * One HTTP/1.1 GET whose body is read into a few recycled buffers: what the pull-through flow
@@ -11,8 +12,9 @@ import tls from 'node:tls';
  * MAX_HELD_BYTES of buffers are out: memory stays bounded, and nothing is allocated per piece.
  *
  * The request is `Connection: close`, the response is framed by Content-Length, chunked
- * transfer coding, or the end of the connection (RFC 9112). Narinfos, small and many, are
- * fetched with fetch() instead.
+ * transfer coding, or the end of the connection (RFC 9112). Through an HTTP proxy, an http URL is
+ * asked of the proxy (absolute form), an https one through a CONNECT tunnel. Narinfos, small and
+ * many, are fetched with fetch() instead.
  */
 
 /**
@@ -48,6 +50,8 @@ export interface DownloadOptions {
   timeoutMs: number;
   /** CA certificates to trust for https instead of the system's (tests). */
   ca?: string | Buffer;
+  /** An http:// proxy to go through (see proxyFor). */
+  proxy?: URL;
 }
 
 export interface Download {
@@ -69,14 +73,20 @@ export interface Download {
 }
 
 /** Sends the GET; resolves once the response head (of the final, non-1xx response) is in. */
-export function download(url: URL, opts: DownloadOptions): Promise<Download> {
-  return new HttpDownload(url, opts).head;
+export async function download(url: URL, opts: DownloadOptions): Promise<Download> {
+  const tunnel = opts.proxy && url.protocol === 'https:' ? await openTunnel(opts.proxy, url, opts.timeoutMs) : undefined;
+  return new HttpDownload(url, opts, tunnel).head;
 }
 
-/** A read buffer and the references to it: the socket's, while it reads into it, and one per piece not yet released. */
+/**
+ * A read buffer and the references to it: the socket's, while it reads into it, and one per piece
+ * not yet released. `pooled`: one of the download's own buffers, reused once free (not a 'data'
+ * event's buffer, see #onData).
+ */
 interface Slab {
   bytes: Buffer;
   refs: number;
+  pooled: boolean;
 }
 
 type Phase = 'head' | 'waiting' | 'body' | 'done' | 'failed';
@@ -107,23 +117,37 @@ class HttpDownload implements Download {
   #stopped = false;
   #failure: Error | undefined;
 
-  constructor(url: URL, opts: DownloadOptions) {
+  /** `tunnel`: for an https URL through a proxy, the CONNECT tunnel to its host (openTunnel). */
+  constructor(url: URL, opts: DownloadOptions, tunnel?: net.Socket) {
     this.head = new Promise((resolve, reject) => (this.#settleHead = { resolve, reject }));
     const secure = url.protocol === 'https:';
     this.#bufferBytes = READ_BUFFER_BYTES[secure ? 'https:' : 'http:'];
     this.maxPieces = MAX_HELD_BYTES / this.#bufferBytes;
-    const port = Number(url.port) || (secure ? 443 : 80);
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const { host, port } = endpointOf(url);
     const onread: net.OnReadOpts = { buffer: () => this.#take(), callback: (n: number) => this.#onRead(n) };
-    // tls.connect takes onread too (Node's docs); its typings lack it
-    const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = { host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: opts.ca, onread };
-    this.#socket = secure ? tls.connect(tlsOptions) : net.connect({ host, port, onread });
+    const tlsOptions: tls.ConnectionOptions = { host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: opts.ca };
+    // An http URL through a proxy is asked of the proxy itself.
+    const viaProxy = opts.proxy && !secure ? opts.proxy : undefined;
+    if (tunnel) {
+      // Over an existing socket, tls.connect ignores onread: the pieces come as 'data' events.
+      this.#socket = tls.connect({ ...tlsOptions, socket: tunnel });
+      this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    } else if (secure) {
+      // tls.connect takes onread too (Node's docs); its typings lack it
+      this.#socket = tls.connect({ ...tlsOptions, onread } as tls.ConnectionOptions);
+    } else {
+      this.#socket = net.connect({ ...(viaProxy ? endpointOf(viaProxy) : { host, port }), onread });
+    }
     this.#socket.setTimeout(opts.timeoutMs, () => this.#fail(new DownloadError('timeout', `no answer from ${url.host} within ${opts.timeoutMs} ms`)));
     this.#socket.on('error', (e: NodeJS.ErrnoException) => this.#fail(new DownloadError('unreachable', `${url.host}: ${e.code ?? e.message}`, e.code)));
     this.#socket.on('end', () => this.#onEnd());
     this.#socket.on('close', () => this.#fail(new DownloadError('unreachable', `${url.host} closed the connection`)));
-    const fields = Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    this.#socket.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nAccept-Encoding: identity\r\nConnection: close\r\n${fields}\r\n`, 'latin1');
+    const headers = { ...opts.headers };
+    const proxyAuth = viaProxy && proxyAuthorization(viaProxy);
+    if (proxyAuth) headers['proxy-authorization'] = proxyAuth;
+    const fields = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const target = viaProxy ? `${url.origin}${url.pathname}${url.search}` : `${url.pathname}${url.search}`;
+    this.#socket.write(`GET ${target} HTTP/1.1\r\nHost: ${url.host}\r\nAccept-Encoding: identity\r\nConnection: close\r\n${fields}\r\n`, 'latin1');
   }
 
   read(onPiece: (piece: Buffer, release: () => void) => void): Promise<void> {
@@ -148,7 +172,7 @@ class HttpDownload implements Download {
   }
 
   #take(): Buffer {
-    const slab = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(this.#bufferBytes), refs: 0 };
+    const slab = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(this.#bufferBytes), refs: 0, pooled: true };
     slab.refs = 1;
     this.#out++;
     this.#reading = slab;
@@ -158,7 +182,7 @@ class HttpDownload implements Download {
   #unref(slab: Slab): void {
     if (--slab.refs > 0) return;
     this.#out--;
-    this.#free.push(slab);
+    if (slab.pooled) this.#free.push(slab);
     if (this.#stopped && this.#phase === 'body') this.#resumeIfRoom();
   }
 
@@ -166,6 +190,13 @@ class HttpDownload implements Download {
     if (this.#out >= this.maxPieces || this.#socket.destroyed) return;
     this.#stopped = false;
     this.#socket.resume();
+  }
+
+  /** A piece of a socket read through 'data' events (a tunnel): read as if into a slab of its own. */
+  #onData(chunk: Buffer): void {
+    this.#out++;
+    this.#reading = { bytes: chunk, refs: 1, pooled: false };
+    if (!this.#onRead(chunk.length)) this.#socket.pause();
   }
 
   /** One read of the socket: returns false to stop reading. */
@@ -287,6 +318,45 @@ class HttpDownload implements Download {
     else if (phase === 'body') this.#settleBody!.reject(e);
     // 'waiting': read() reports it
   }
+}
+
+/** The host (without IPv6 brackets) and port a URL names. */
+function endpointOf(url: URL): { host: string; port: number } {
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { host, port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80) };
+}
+
+/** A CONNECT tunnel through `proxy` to the URL's host and port (RFC 9110 §9.3.6). */
+function openTunnel(proxy: URL, url: URL, timeoutMs: number): Promise<net.Socket> {
+  const { host, port } = endpointOf(url);
+  const target = `${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+  const auth = proxyAuthorization(proxy);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(endpointOf(proxy));
+    let head = '';
+    const fail = (e: DownloadError) => {
+      socket.destroy();
+      reject(e);
+    };
+    const onError = (e: NodeJS.ErrnoException) => fail(new DownloadError('unreachable', `the proxy ${proxy.host}: ${e.code ?? e.message}`, e.code));
+    const onClose = () => fail(new DownloadError('unreachable', `the proxy ${proxy.host} closed the connection`));
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > MAX_HEAD_BYTES) fail(protocolError(`the proxy's response head exceeds ${MAX_HEAD_BYTES} bytes`));
+        return;
+      }
+      socket.off('data', onData).off('error', onError).off('close', onClose).setTimeout(0);
+      const statusLine = head.slice(0, head.indexOf('\r\n'));
+      if (!/^HTTP\/1\.[01] 200\b/.test(statusLine)) return fail(new DownloadError('unreachable', `the proxy ${proxy.host} refused the tunnel to ${target}: ${statusLine.slice(0, 80)}`));
+      // the target speaks first only after the TLS ClientHello: nothing follows the head yet
+      resolve(socket);
+    };
+    socket.setTimeout(timeoutMs, () => fail(new DownloadError('timeout', `no answer from the proxy ${proxy.host} within ${timeoutMs} ms`)));
+    socket.on('error', onError).on('close', onClose).on('data', onData);
+    socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth ? `Proxy-Authorization: ${auth}\r\n` : ''}\r\n`, 'latin1');
+  });
 }
 
 function protocolError(message: string): DownloadError {

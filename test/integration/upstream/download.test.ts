@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { download, DownloadError, type Download } from '../../../src/upstream/download.ts';
 import { makeTempDir as tempDir } from '../../helpers/tmp.ts';
+import { startForwardProxy } from '../../helpers/http-proxy.ts';
 
 const TIMEOUT = { timeoutMs: 5_000 };
 
@@ -195,19 +196,24 @@ test('a consumer holding its pieces stops the socket: at most 4 MiB of read buff
   }
 });
 
+/** An https server for `localhost` on loopback, with a self-signed certificate (`ca` trusts it), sending `body`. */
+async function tlsServer(dir: string, body: Buffer): Promise<{ server: https.Server; port: string; ca: Buffer }> {
+  const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+  const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  });
+  return { server, port: (await listen(server)).split(':')[1]!, ca: readFileSync(cert) };
+}
+
 test('https: the body arrives whole over TLS', async () => {
   const dir = await tempDir('loft-download-tls-');
   try {
-    const [key, cert] = [path.join(dir.path, 'key.pem'), path.join(dir.path, 'cert.pem')];
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
     const body = randomBytes(3 * 1024 * 1024);
-    const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
-      res.writeHead(200, { 'content-length': body.length });
-      res.end(body);
-    });
-    const port = (await listen(server)).split(':')[1];
+    const { server, port, ca } = await tlsServer(dir.path, body);
     try {
-      const d = await download(new URL(`https://localhost:${port}/nar`), { ...TIMEOUT, ca: readFileSync(cert) });
+      const d = await download(new URL(`https://localhost:${port}/nar`), { ...TIMEOUT, ca });
       assert.equal(d.maxPieces, 64, 'TLS records are read into 64 KiB buffers');
       assert.deepEqual(await readAll(d, 1), body);
       await assert.rejects(download(new URL(`https://localhost:${port}/nar`), TIMEOUT), (e: DownloadError) => e.failure === 'unreachable');
@@ -215,6 +221,39 @@ test('https: the body arrives whole over TLS', async () => {
       await closeServer(server);
     }
   } finally {
+    await dir.cleanup();
+  }
+});
+
+test('through an HTTP proxy: an http URL is asked of the proxy, an https one goes through a CONNECT tunnel, with the proxy\'s credentials; a refused tunnel is an error that says so', async () => {
+  const dir = await tempDir('loft-download-proxy-');
+  const body = randomBytes(3 * 1024 * 1024);
+  const plain = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-length': body.length, 'x-proxy-authorization-seen': String(req.headers['proxy-authorization'] !== undefined) });
+    res.end(body);
+  });
+  const plainHost = await listen(plain);
+  const secure = await tlsServer(dir.path, body);
+  const proxy = await startForwardProxy(`Basic ${Buffer.from('user:p@ss').toString('base64')}`);
+  const via = new URL(proxy.url.replace('//', '//user:p%40ss@'));
+  try {
+    const d = await download(new URL(`http://${plainHost}/nar/x.nar.xz?q=1`), { ...TIMEOUT, proxy: via });
+    assert.equal(d.status, 200);
+    assert.equal(d.headers.get('x-proxy-authorization-seen'), 'false', 'the proxy credentials stop at the proxy');
+    assert.deepEqual(await readAll(d), body);
+    const t = await download(new URL(`https://localhost:${secure.port}/nar/y.nar.xz`), { ...TIMEOUT, ca: secure.ca, proxy: via });
+    assert.equal(t.maxPieces, 64);
+    assert.deepEqual(await readAll(t, 1), body, 'a consumer holding its pieces a while: the tunnel pauses and resumes');
+    assert.deepEqual(proxy.log, [`GET http://${plainHost}/nar/x.nar.xz?q=1`, `CONNECT localhost:${secure.port}`]);
+
+    const wrong = new URL(proxy.url.replace('//', '//user:wrong@'));
+    await assert.rejects(download(new URL(`https://localhost:${secure.port}/nar/y.nar.xz`), { ...TIMEOUT, ca: secure.ca, proxy: wrong }), (e: DownloadError) => e.failure === 'unreachable' && /refused the tunnel to localhost:\d+: HTTP\/1.1 407/.test(e.message));
+    assert.equal((await download(new URL(`http://${plainHost}/nar/x.nar.xz`), { ...TIMEOUT, proxy: wrong })).status, 407);
+    await assert.rejects(download(new URL(`https://localhost:${secure.port}/`), { ...TIMEOUT, proxy: new URL('http://127.0.0.1:1') }), (e: DownloadError) => e.failure === 'unreachable' && /the proxy 127.0.0.1:1: ECONNREFUSED/.test(e.message));
+  } finally {
+    await proxy.close();
+    await closeServer(plain);
+    await closeServer(secure.server);
     await dir.cleanup();
   }
 });

@@ -1,0 +1,75 @@
+import http from 'node:http';
+
+/**
+ * The HTTP proxy that requests to upstreams go through, from the environment as curl (and so Nix)
+ * and Node read it: `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy`/`HTTP_PROXY` for http
+ * ones, except the hosts `no_proxy`/`NO_PROXY` lists. A proxy is an `http://` URL, optionally with
+ * credentials (sent as Proxy-Authorization: Basic).
+ */
+export type ProxyEnv = Readonly<Record<string, string | undefined>>;
+
+/** The proxy for `url`, or undefined when it is reached directly. */
+export function proxyFor(url: URL, env: ProxyEnv = process.env): URL | undefined {
+  const name = url.protocol === 'https:' ? 'https_proxy' : 'http_proxy';
+  const value = env[name] || env[name.toUpperCase()];
+  if (!value) return undefined;
+  if (bypassed(url, env.no_proxy || env.NO_PROXY || '')) return undefined;
+  let proxy: URL;
+  try {
+    proxy = new URL(value.includes('://') ? value : `http://${value}`);
+  } catch {
+    throw new Error(`${name.toUpperCase()} is not a URL: ${redactProxy(value)}`);
+  }
+  if (proxy.protocol !== 'http:') throw new Error(`${name.toUpperCase()} must be an http:// proxy, not ${proxy.protocol}//`);
+  return proxy;
+}
+
+/**
+ * NO_PROXY entries, separated by commas or spaces: `*` (every host), a host name (that host and
+ * its subdomains; a leading `.` or `*.` changes nothing), an IP address, each optionally with
+ * `:port` (that port only).
+ */
+function bypassed(url: URL, noProxy: string): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  for (const raw of noProxy.split(/[\s,]+/)) {
+    const entry = raw.trim().toLowerCase();
+    if (!entry) continue;
+    if (entry === '*') return true;
+    const m = /^(.*?)(?::(\d+))?$/.exec(entry.startsWith('[') ? entry.replace(/^\[(.*)\]/, '$1') : entry)!;
+    const [pattern, entryPort] = [m[1]!.replace(/^\*?\./, ''), m[2]];
+    if (entryPort !== undefined && entryPort !== port) continue;
+    if (host === pattern || host.endsWith(`.${pattern}`)) return true;
+  }
+  return false;
+}
+
+/** The Proxy-Authorization header for a proxy URL with credentials. */
+export function proxyAuthorization(proxy: URL): string | undefined {
+  if (!proxy.username && !proxy.password) return undefined;
+  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return `Basic ${Buffer.from(credentials).toString('base64')}`;
+}
+
+/** A proxy URL for logs and errors: without its password. */
+export function redactProxy(value: string): string {
+  return value.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+/**
+ * Routes fetch() (the narinfo requests) through the environment's proxies too, with Node's own
+ * proxy support (as NODE_USE_ENV_PROXY=1 would): NAR downloads and narinfos take the same way.
+ * Returns what to log (the proxies in use, or why they are not), and how to undo it.
+ */
+export function useEnvProxyForFetch(env: ProxyEnv = process.env): { note: string; restore(): void } | undefined {
+  const proxies = ['https_proxy', 'http_proxy'].map((n) => env[n] || env[n.toUpperCase()]).filter((v): v is string => !!v);
+  if (proxies.length === 0) return undefined;
+  // The same checks as a NAR download's, at startup: a proxy Loft cannot use is a config error.
+  for (const probe of ['https://upstream.invalid', 'http://upstream.invalid']) proxyFor(new URL(probe), env);
+  const setGlobal = (http as { setGlobalProxyFromEnv?: (env: ProxyEnv) => () => void }).setGlobalProxyFromEnv;
+  const list = [...new Set(proxies)].map(redactProxy).join(', ');
+  if (!setGlobal) return { note: `upstream proxies are set (${list}), but this Node.js has no http.setGlobalProxyFromEnv: narinfos are fetched directly (use Node.js 24)`, restore() {} };
+  const restore = setGlobal(env);
+  const noProxy = env.no_proxy || env.NO_PROXY;
+  return { note: `upstream requests go through ${list}${noProxy ? ` (not for ${noProxy})` : ''}`, restore };
+}
