@@ -36,8 +36,12 @@ function bypassed(url: URL, noProxy: string): boolean {
     const entry = raw.trim().toLowerCase();
     if (!entry) continue;
     if (entry === '*') return true;
-    const m = /^(.*?)(?::(\d+))?$/.exec(entry.startsWith('[') ? entry.replace(/^\[(.*)\]/, '$1') : entry)!;
-    const [pattern, entryPort] = [m[1]!.replace(/^\*?\./, ''), m[2]];
+    // host, host:port, [v6], [v6]:port; a bare IPv6 address has no port
+    const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry);
+    const colon = entry.indexOf(':');
+    const single = colon >= 0 && colon === entry.lastIndexOf(':');
+    const [name, entryPort] = bracketed ? [bracketed[1]!, bracketed[2]] : single ? [entry.slice(0, colon), entry.slice(colon + 1)] : [entry, undefined];
+    const pattern = name.replace(/^\*?\./, '');
     if (entryPort !== undefined && entryPort !== port) continue;
     if (host === pattern || host.endsWith(`.${pattern}`)) return true;
   }

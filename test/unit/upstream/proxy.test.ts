@@ -24,6 +24,8 @@ test('NO_PROXY: *, a host and its subdomains (with or without a leading . or *.)
   assert.ok(!direct('https://cache.nixos.org/', 'os.org'), 'a suffix matches at a dot only');
   assert.ok(direct('http://10.0.0.5:8080/', '10.0.0.5'));
   assert.ok(direct('http://[::1]:8080/', '[::1]:8080'));
+  assert.ok(direct('http://[::1]:8080/', '::1'), 'a bare IPv6 address, any port');
+  assert.ok(!direct('http://[::1]:8080/', '[::1]:9090'));
   assert.ok(direct('https://cache.nixos.org/', 'nixos.org:443'));
   assert.ok(!direct('https://cache.nixos.org/', 'nixos.org:80'), 'another port');
   assert.ok(direct('http://loft.internal/', 'localhost loft.internal'), 'separated by spaces');
