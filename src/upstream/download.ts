@@ -7,9 +7,12 @@ import { proxyAuthorization } from './proxy.ts';
  * downloads NAR files with. node:http (and fetch) allocate a new Buffer for every piece of a body;
  * on a server with a large heap, the garbage collections those allocations set off (V8 counts
  * them as external memory) cost about as much CPU as moving the bytes (docs/benchmarks.md,
- * "Upstream pull-through"). Here every piece is a view of a read buffer that goes back to the
- * download's own pool once the consumer releases it, and the socket stops reading while
- * MAX_HELD_BYTES of buffers are out: memory stays bounded, and nothing is allocated per piece.
+ * "Upstream pull-through"). Here every piece of a plain TCP download is a view of a read buffer
+ * that goes back to the download's own pool once the consumer releases it, and the socket stops
+ * reading while MAX_HELD_BYTES of buffers are out: memory stays bounded, and nothing is allocated
+ * per piece. A TLS download reads 'data' events instead, paused and resumed the same way: with
+ * onread, a TLS socket that stops reading loses records it has decrypted but not handed over
+ * (seen against nginx: the body ended early, or came out corrupt).
  *
  * The request is `Connection: close`, the response is framed by Content-Length, chunked
  * transfer coding, or the end of the connection (RFC 9112). Through an HTTP proxy, an http URL is
@@ -17,13 +20,11 @@ import { proxyAuthorization } from './proxy.ts';
  * many, are fetched with fetch() instead.
  */
 
-/**
- * What one read of the socket fills at most. Plain TCP fills what has arrived: larger reads
- * mean fewer reads and wakeups of the event loop. TLS delivers one record (at most 16 KiB) per
- * read, so its buffers are smaller and more of them may be out.
- */
-const READ_BUFFER_BYTES: Record<'http:' | 'https:', number> = { 'http:': 256 * 1024, 'https:': 64 * 1024 };
-/** Read buffers the consumer may hold before the socket stops reading, per download. */
+/** What one read of a plain TCP socket fills at most: larger reads mean fewer reads and wakeups of the event loop. */
+const READ_BUFFER_BYTES = 256 * 1024;
+/** A TLS socket hands over one record, at most 16 KiB, per 'data' event. */
+const TLS_PIECE_BYTES = 16 * 1024;
+/** What the consumer may hold before the socket stops reading, per download. */
 const MAX_HELD_BYTES = 4 * 1024 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 /** A chunk-size line, with its extensions, or a trailer line. */
@@ -99,7 +100,6 @@ class HttpDownload implements Download {
   readonly head: Promise<Download>;
 
   readonly #socket: net.Socket;
-  readonly #bufferBytes: number;
   readonly #free: Slab[] = [];
   /** Slabs taken from the pool and not yet back. */
   #out = 0;
@@ -121,20 +121,15 @@ class HttpDownload implements Download {
   constructor(url: URL, opts: DownloadOptions, tunnel?: net.Socket) {
     this.head = new Promise((resolve, reject) => (this.#settleHead = { resolve, reject }));
     const secure = url.protocol === 'https:';
-    this.#bufferBytes = READ_BUFFER_BYTES[secure ? 'https:' : 'http:'];
-    this.maxPieces = MAX_HELD_BYTES / this.#bufferBytes;
+    this.maxPieces = MAX_HELD_BYTES / (secure ? TLS_PIECE_BYTES : READ_BUFFER_BYTES);
     const { host, port } = endpointOf(url);
     const onread: net.OnReadOpts = { buffer: () => this.#take(), callback: (n: number) => this.#onRead(n) };
     const tlsOptions: tls.ConnectionOptions = { host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: opts.ca };
     // An http URL through a proxy is asked of the proxy itself.
     const viaProxy = opts.proxy && !secure ? opts.proxy : undefined;
-    if (tunnel) {
-      // Over an existing socket, tls.connect ignores onread: the pieces come as 'data' events.
-      this.#socket = tls.connect({ ...tlsOptions, socket: tunnel });
+    if (secure) {
+      this.#socket = tls.connect(tunnel ? { ...tlsOptions, socket: tunnel } : tlsOptions);
       this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    } else if (secure) {
-      // tls.connect takes onread too (Node's docs); its typings lack it
-      this.#socket = tls.connect({ ...tlsOptions, onread } as tls.ConnectionOptions);
     } else {
       this.#socket = net.connect({ ...(viaProxy ? endpointOf(viaProxy) : { host, port }), onread });
     }
@@ -172,7 +167,7 @@ class HttpDownload implements Download {
   }
 
   #take(): Buffer {
-    const slab = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(this.#bufferBytes), refs: 0, pooled: true };
+    const slab = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), refs: 0, pooled: true };
     slab.refs = 1;
     this.#out++;
     this.#reading = slab;
@@ -192,7 +187,7 @@ class HttpDownload implements Download {
     this.#socket.resume();
   }
 
-  /** A piece of a socket read through 'data' events (a tunnel): read as if into a slab of its own. */
+  /** A piece of a TLS socket ('data' events): read as if into a slab of its own. */
   #onData(chunk: Buffer): void {
     this.#out++;
     this.#reading = { bytes: chunk, refs: 1, pooled: false };

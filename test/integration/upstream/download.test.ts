@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -14,6 +13,9 @@ import type { AddressInfo } from 'node:net';
 import { download, DownloadError, type Download } from '../../../src/upstream/download.ts';
 import { makeTempDir as tempDir } from '../../helpers/tmp.ts';
 import { startForwardProxy } from '../../helpers/http-proxy.ts';
+import { startTlsNginx } from '../../helpers/tls-nginx.ts';
+import { localhostCert } from '../../helpers/tls.ts';
+import { SpoolFile } from '../../../src/core/spool.ts';
 
 const TIMEOUT = { timeoutMs: 5_000 };
 
@@ -196,10 +198,9 @@ test('a consumer holding its pieces stops the socket: at most 4 MiB of read buff
   }
 });
 
-/** An https server for `localhost` on loopback, with a self-signed certificate (`ca` trusts it), sending `body`. */
+/** An https server for `localhost` on loopback (`ca` trusts its certificate), sending `body`. */
 async function tlsServer(dir: string, body: Buffer): Promise<{ server: https.Server; port: string; ca: Buffer }> {
-  const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+  const { key, cert } = localhostCert(dir);
   const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
     res.writeHead(200, { 'content-length': body.length });
     res.end(body);
@@ -207,20 +208,42 @@ async function tlsServer(dir: string, body: Buffer): Promise<{ server: https.Ser
   return { server, port: (await listen(server)).split(':')[1]!, ca: readFileSync(cert) };
 }
 
-test('https: the body arrives whole over TLS', async () => {
+test('https: the body arrives whole over TLS; an untrusted certificate is refused', async () => {
   const dir = await tempDir('loft-download-tls-');
   try {
     const body = randomBytes(3 * 1024 * 1024);
     const { server, port, ca } = await tlsServer(dir.path, body);
     try {
       const d = await download(new URL(`https://localhost:${port}/nar`), { ...TIMEOUT, ca });
-      assert.equal(d.maxPieces, 64, 'TLS records are read into 64 KiB buffers');
+      assert.equal(d.maxPieces, 256, 'TLS records of at most 16 KiB: 4 MiB held at most');
       assert.deepEqual(await readAll(d, 1), body);
       await assert.rejects(download(new URL(`https://localhost:${port}/nar`), TIMEOUT), (e: DownloadError) => e.failure === 'unreachable');
     } finally {
       await closeServer(server);
     }
   } finally {
+    await dir.cleanup();
+  }
+});
+
+test('https from nginx (as cache.nixos.org serves): the whole file reaches a spool that holds its pieces until they are on disk, every time', async () => {
+  // With onread, a TLS socket that stopped reading while nginx sent the rest and closed lost
+  // records: 2 of 3 such downloads ended early (issue 11, 2026-12-03).
+  const dir = await tempDir('loft-download-nginx-');
+  const nginx = await startTlsNginx(dir.path, dir.path);
+  try {
+    const body = randomBytes(24 * 1024 * 1024);
+    writeFileSync(path.join(dir.path, 'file.nar.xz'), body);
+    for (let i = 0; i < 3; i++) {
+      const d = await download(new URL(`${nginx.url}/file.nar.xz`), { ...TIMEOUT, ca: nginx.ca });
+      const spool = await SpoolFile.open(path.join(dir.path, `spool-${i}`), () => {});
+      await d.read((piece, release) => spool.append(piece, release));
+      await spool.flush();
+      await spool.close();
+      assert.ok(readFileSync(path.join(dir.path, `spool-${i}`)).equals(body), `download ${i + 1}`);
+    }
+  } finally {
+    await nginx.stop();
     await dir.cleanup();
   }
 });
@@ -242,7 +265,7 @@ test('through an HTTP proxy: an http URL is asked of the proxy, an https one goe
     assert.equal(d.headers.get('x-proxy-authorization-seen'), 'false', 'the proxy credentials stop at the proxy');
     assert.deepEqual(await readAll(d), body);
     const t = await download(new URL(`https://localhost:${secure.port}/nar/y.nar.xz`), { ...TIMEOUT, ca: secure.ca, proxy: via });
-    assert.equal(t.maxPieces, 64);
+    assert.equal(t.maxPieces, 256);
     assert.deepEqual(await readAll(t, 1), body, 'a consumer holding its pieces a while: the tunnel pauses and resumes');
     assert.deepEqual(proxy.log, [`GET http://${plainHost}/nar/x.nar.xz?q=1`, `CONNECT localhost:${secure.port}`]);
 

@@ -1,0 +1,84 @@
+// Debian's nginx serving a folder over https on loopback, with a self-signed certificate for
+// `localhost`: an upstream served the way cache.nixos.org serves its files.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { localhostCert } from './tls.ts';
+
+export interface TlsNginx {
+  /** `https://localhost:PORT` */
+  url: string;
+  /** The certificate to trust. */
+  ca: Buffer;
+  stop(): Promise<void>;
+}
+
+const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Serves `root`; `dir` holds its configuration, certificate and logs. */
+export async function startTlsNginx(root: string, dir: string): Promise<TlsNginx> {
+  if (!NGINX) throw new Error('nginx is not installed (apt-get install nginx-light; .ci/run does)');
+  const { key, cert } = localhostCert(dir, 'nginx-');
+  const port = await freePort();
+  const temp = path.join(dir, 'nginx-temp');
+  await mkdir(temp, { recursive: true });
+  const conf = path.join(dir, 'nginx.conf');
+  await writeFile(
+    conf,
+    `${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path ${temp}/body;
+  proxy_temp_path ${temp}/proxy;
+  fastcgi_temp_path ${temp}/fastcgi;
+  uwsgi_temp_path ${temp}/uwsgi;
+  scgi_temp_path ${temp}/scgi;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
+    root ${root};
+  }
+}
+`,
+  );
+  const child = spawn(NGINX, ['-e', path.join(dir, 'nginx-error.log'), '-p', dir, '-c', conf], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (let tries = 0; ; tries++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null || tries > 100) {
+      const log = path.join(dir, 'nginx-error.log');
+      throw new Error(`nginx did not start${existsSync(log) ? `: ${readFileSync(log, 'utf8').slice(-500)}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url: `https://localhost:${port}`,
+    ca: readFileSync(cert),
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGQUIT');
+      await exited;
+    },
+  };
+}
