@@ -116,6 +116,11 @@ class HttpDownload implements Download {
   /** Reading was stopped: the consumer holds too many slabs, or has not called read() yet. */
   #stopped = false;
   #failure: Error | undefined;
+  /**
+   * The connection ended before read() was called. A TLS socket ends even while paused once its
+   * records are all handed over, and the whole body may have come with the head (#early).
+   */
+  #closedWhileWaiting = false;
 
   /** `tunnel`: for an https URL through a proxy, the CONNECT tunnel to its host (openTunnel). */
   constructor(url: URL, opts: DownloadOptions, tunnel?: net.Socket) {
@@ -136,7 +141,10 @@ class HttpDownload implements Download {
     this.#socket.setTimeout(opts.timeoutMs, () => this.#fail(new DownloadError('timeout', `no answer from ${url.host} within ${opts.timeoutMs} ms`)));
     this.#socket.on('error', (e: NodeJS.ErrnoException) => this.#fail(new DownloadError('unreachable', `${url.host}: ${e.code ?? e.message}`, e.code)));
     this.#socket.on('end', () => this.#onEnd());
-    this.#socket.on('close', () => this.#fail(new DownloadError('unreachable', `${url.host} closed the connection`)));
+    this.#socket.on('close', () => {
+      if (this.#phase === 'waiting') this.#closedWhileWaiting = true;
+      else this.#fail(new DownloadError('unreachable', `${url.host} closed the connection`));
+    });
     const headers = { ...opts.headers };
     const proxyAuth = viaProxy && proxyAuthorization(viaProxy);
     if (proxyAuth) headers['proxy-authorization'] = proxyAuth;
@@ -158,6 +166,7 @@ class HttpDownload implements Download {
       this.#decode(early.slab, early.bytes);
       this.#unref(early.slab);
     }
+    if (this.#phase === 'body' && this.#closedWhileWaiting) this.#onEnd();
     if (this.#phase === 'body') this.#resumeIfRoom();
     return done;
   }
@@ -292,6 +301,10 @@ class HttpDownload implements Download {
   }
 
   #onEnd(): void {
+    if (this.#phase === 'waiting') {
+      this.#closedWhileWaiting = true;
+      return;
+    }
     if (this.#phase === 'body' && this.#decoder instanceof UntilCloseDecoder) {
       this.#phase = 'done';
       this.#settleBody!.resolve();

@@ -1,5 +1,5 @@
 // Issue 11: a cache pulling through from an upstream made like cache.nixos.org (`nix copy
-// --to file://…?compression=xz`, signed by an upstream key, served over HTTP), with the real
+// --to file://…?compression=xz`, signed by an upstream key, served over HTTP, and over HTTPS by nginx), with the real
 // Nix substituting from Loft, on SQLite + disk and PostgreSQL + S3.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,12 +9,14 @@ import { brotliDecompressSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import tls from 'node:tls';
 import Database from 'better-sqlite3';
 import { nixUnavailable, postgresUnavailable, skipUnless } from '../helpers/env.ts';
 import { copyToFileCache, generateUpstreamKey, serveFakeUpstream, type FakeUpstream, type UpstreamKeys } from '../helpers/fake-upstream.ts';
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../helpers/nix.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
+import { startTlsNginx } from '../helpers/tls-nginx.ts';
 import { randomStorePath } from '../helpers/nar.ts';
 import { extensionFor } from '../../src/compression/codecs.ts';
 import { formatSha256Nix32 } from '../../src/nix/hash.ts';
@@ -555,3 +557,26 @@ for (const { db, storage } of SETUPS) {
     });
   });
 }
+
+test('nix substitutes through Loft from an https upstream (nginx over TLS, as cache.nixos.org serves its files)', { timeout: 600_000 }, async (t) => {
+  if (!skipUnless(t, nixUnavailable())) return;
+  const f = await upstreamFixture();
+  const roots = [f.corpus.all, f.corpus.big];
+  const tmp = await makeTempDir('loft-e2e-upstream-tls-');
+  const nginx = await startTlsNginx(f.xzDir, tmp.path);
+  // This process (the server under test) trusts nginx's certificate, as it would a public CA's.
+  const systemCAs = tls.getCACertificates('default');
+  tls.setDefaultCACertificates([...systemCAs, nginx.ca.toString()]);
+  const server = await startTestServer({ db: 'sqlite', storage: 'local' });
+  t.after(async () => {
+    tls.setDefaultCACertificates(systemCAs);
+    await server.close();
+    await nginx.stop();
+    await tmp.cleanup();
+  });
+  const loftKey = await server.createCache('proxy-tls', { is_public: true, upstreams: [{ url: nginx.url, public_keys: [f.keys.publicKey] }] });
+  await pull(server, tmp.path, 'tls', 'proxy-tls', roots, loftKey);
+  await verifyStore(tmp.path, 'tls', roots, loftKey, f.closure);
+  await until('every pulled path recorded', async () => (await countRows(server, 'objects', (q: any) => q.where('upstream', '=', nginx.url))) === f.closure.length);
+  assert.equal(await countRows(server, 'nars'), f.narCount);
+});

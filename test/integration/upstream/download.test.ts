@@ -226,7 +226,7 @@ test('https: the body arrives whole over TLS; an untrusted certificate is refuse
   }
 });
 
-test('https from nginx (as cache.nixos.org serves): the whole file reaches a spool that holds its pieces until they are on disk, every time', async () => {
+test('https from nginx (as cache.nixos.org serves): the whole file reaches a spool that holds its pieces until they are on disk, every time; a small file read after nginx has closed is whole', async () => {
   // With onread, a TLS socket that stopped reading while nginx sent the rest and closed lost
   // records: 2 of 3 such downloads ended early (issue 11, 2026-12-03).
   const dir = await tempDir('loft-download-nginx-');
@@ -242,6 +242,11 @@ test('https from nginx (as cache.nixos.org serves): the whole file reaches a spo
       await spool.close();
       assert.ok(readFileSync(path.join(dir.path, `spool-${i}`)).equals(body), `download ${i + 1}`);
     }
+    // The head and the whole body in one record, and the connection's end, before read() is called.
+    writeFileSync(path.join(dir.path, 'small.narinfo'), 'StorePath: /nix/store/x\n');
+    const small = await download(new URL(`${nginx.url}/small.narinfo`), { ...TIMEOUT, ca: nginx.ca });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal((await readAll(small)).toString(), 'StorePath: /nix/store/x\n');
   } finally {
     await nginx.stop();
     await dir.cleanup();
