@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { freePort, waitFor } from './processes.ts';
 import { localhostCert } from './tls.ts';
 
 export interface TlsNginx {
@@ -17,14 +18,6 @@ export interface TlsNginx {
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Serves `root`; `dir` holds its configuration, certificate and logs. */
 export async function startTlsNginx(root: string, dir: string): Promise<TlsNginx> {
   if (!NGINX) throw new Error('nginx is not installed (apt-get install nginx-light; .ci/run does)');
@@ -33,13 +26,14 @@ export async function startTlsNginx(root: string, dir: string): Promise<TlsNginx
   const temp = path.join(dir, 'nginx-temp');
   await mkdir(temp, { recursive: true });
   const conf = path.join(dir, 'nginx.conf');
+  const log = path.join(dir, 'nginx-error.log');
   await writeFile(
     conf,
     `${process.getuid?.() === 0 ? 'user root;' : ''}
 worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
+error_log ${log} warn;
 events { worker_connections 64; }
 http {
   access_log off;
@@ -59,19 +53,18 @@ http {
 }
 `,
   );
-  const child = spawn(NGINX, ['-e', path.join(dir, 'nginx-error.log'), '-p', dir, '-c', conf], { stdio: 'ignore' });
+  const child = spawn(NGINX, ['-e', log, '-p', dir, '-c', conf], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (let tries = 0; ; tries++) {
-    const up = await new Promise<boolean>((resolve) => {
+  const listening = () =>
+    new Promise<boolean>((resolve) => {
       const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
       s.on('error', () => resolve(false));
     });
-    if (up) break;
-    if (child.exitCode !== null || tries > 100) {
-      const log = path.join(dir, 'nginx-error.log');
-      throw new Error(`nginx did not start${existsSync(log) ? `: ${readFileSync(log, 'utf8').slice(-500)}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    await waitFor('nginx to listen', () => (child.exitCode === null ? listening() : Promise.reject(new Error('nginx exited'))), 5_000);
+  } catch {
+    child.kill();
+    throw new Error(`nginx did not start${existsSync(log) ? `: ${readFileSync(log, 'utf8').slice(-500)}` : ''}`);
   }
   return {
     url: `https://localhost:${port}`,
