@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { proxyAuthorization } from './proxy.ts';
+import { endpointOf, proxyAuthorization } from './proxy.ts';
 
 /**
  * One HTTP/1.1 GET whose body is read into a few recycled buffers: what the pull-through flow
@@ -326,12 +326,6 @@ class HttpDownload implements Download {
     else if (phase === 'body') this.#settleBody!.reject(e);
     // 'waiting': read() reports it
   }
-}
-
-/** The host (without IPv6 brackets) and port a URL names. */
-function endpointOf(url: URL): { host: string; port: number } {
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  return { host, port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80) };
 }
 
 /** A CONNECT tunnel through `proxy` to the URL's host and port (RFC 9110 §9.3.6). */

@@ -8,12 +8,23 @@ import http from 'node:http';
  */
 export type ProxyEnv = Readonly<Record<string, string | undefined>>;
 
+/** A variable by its lower-case name, or else its upper-case one (as curl reads them). */
+function variable(env: ProxyEnv, name: 'https_proxy' | 'http_proxy' | 'no_proxy'): string | undefined {
+  return env[name] || env[name.toUpperCase()] || undefined;
+}
+
+/** The host (without IPv6 brackets) and port a URL names. */
+export function endpointOf(url: URL): { host: string; port: number } {
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { host, port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80) };
+}
+
 /** The proxy for `url`, or undefined when it is reached directly. */
 export function proxyFor(url: URL, env: ProxyEnv = process.env): URL | undefined {
   const name = url.protocol === 'https:' ? 'https_proxy' : 'http_proxy';
-  const value = env[name] || env[name.toUpperCase()];
+  const value = variable(env, name);
   if (!value) return undefined;
-  if (bypassed(url, env.no_proxy || env.NO_PROXY || '')) return undefined;
+  if (bypassed(url, variable(env, 'no_proxy') ?? '')) return undefined;
   let proxy: URL;
   try {
     proxy = new URL(value.includes('://') ? value : `http://${value}`);
@@ -30,8 +41,8 @@ export function proxyFor(url: URL, env: ProxyEnv = process.env): URL | undefined
  * `:port` (that port only).
  */
 function bypassed(url: URL, noProxy: string): boolean {
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const endpoint = endpointOf(url);
+  const [host, port] = [endpoint.host.toLowerCase(), String(endpoint.port)];
   for (const raw of noProxy.split(/[\s,]+/)) {
     const entry = raw.trim().toLowerCase();
     if (!entry) continue;
@@ -66,7 +77,7 @@ export function redactProxy(value: string): string {
  * Returns what to log (the proxies in use, or why they are not), and how to undo it.
  */
 export function useEnvProxyForFetch(env: ProxyEnv = process.env): { note: string; restore(): void } | undefined {
-  const proxies = ['https_proxy', 'http_proxy'].map((n) => env[n] || env[n.toUpperCase()]).filter((v): v is string => !!v);
+  const proxies = (['https_proxy', 'http_proxy'] as const).map((n) => variable(env, n)).filter((v): v is string => v !== undefined);
   if (proxies.length === 0) return undefined;
   // The same checks as a NAR download's, at startup: a proxy Loft cannot use is a config error.
   for (const probe of ['https://upstream.invalid', 'http://upstream.invalid']) proxyFor(new URL(probe), env);
@@ -74,6 +85,6 @@ export function useEnvProxyForFetch(env: ProxyEnv = process.env): { note: string
   const list = [...new Set(proxies)].map(redactProxy).join(', ');
   if (!setGlobal) return { note: `upstream proxies are set (${list}), but this Node.js has no http.setGlobalProxyFromEnv: narinfos are fetched directly (use Node.js 24)`, restore() {} };
   const restore = setGlobal(env);
-  const noProxy = env.no_proxy || env.NO_PROXY;
+  const noProxy = variable(env, 'no_proxy');
   return { note: `upstream requests go through ${list}${noProxy ? ` (not for ${noProxy})` : ''}`, restore };
 }
