@@ -16,7 +16,7 @@ import { copyToFileCache, generateUpstreamKey, serveFakeUpstream, type FakeUpstr
 import { buildCorpus, closureOf, nix, nixEnv, writeNetrc } from '../helpers/nix.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
-import { startTlsNginx } from '../helpers/tls-nginx.ts';
+import { nginxUnavailable, startTlsNginx } from '../helpers/tls-nginx.ts';
 import { randomStorePath } from '../helpers/nar.ts';
 import { extensionFor } from '../../src/compression/codecs.ts';
 import { formatSha256Nix32 } from '../../src/nix/hash.ts';
@@ -560,6 +560,7 @@ for (const { db, storage } of SETUPS) {
 
 test('nix substitutes through Loft from an https upstream (nginx over TLS, as cache.nixos.org serves its files)', { timeout: 600_000 }, async (t) => {
   if (!skipUnless(t, nixUnavailable())) return;
+  if (!skipUnless(t, nginxUnavailable())) return;
   const f = await upstreamFixture();
   const roots = [f.corpus.all, f.corpus.big];
   const tmp = await makeTempDir('loft-e2e-upstream-tls-');

@@ -18,9 +18,14 @@ export interface TlsNginx {
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 
+/** Why nginx cannot be run here, or undefined when it can (for skipUnless). */
+export function nginxUnavailable(): string | undefined {
+  return NGINX ? undefined : 'nginx is not installed (apt-get install -y nginx-light)';
+}
+
 /** Serves `root`; `dir` holds its configuration, certificate and logs. */
 export async function startTlsNginx(root: string, dir: string): Promise<TlsNginx> {
-  if (!NGINX) throw new Error('nginx is not installed (apt-get install nginx-light; .ci/run does)');
+  if (!NGINX) throw new Error(nginxUnavailable());
   const { key, cert } = localhostCert(dir, 'nginx-');
   const port = await freePort();
   const temp = path.join(dir, 'nginx-temp');
